@@ -1,0 +1,478 @@
+package fsys
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root is a directory tree that every operation stays beneath. It holds an
+// open file descriptor of the root directory; renaming or moving the root
+// directory itself does not change what a Root refers to. A Root is safe
+// for concurrent use; Close must not race with other calls.
+type Root struct {
+	fd   int
+	name string // for error messages only
+}
+
+// OpenRoot opens dir (which must be a directory; a symlink as the final
+// component of dir is refused) as a Root. dir itself is resolved normally:
+// the confinement applies to paths beneath it.
+func OpenRoot(dir string) (*Root, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open root", Path: dir, Err: err}
+	}
+	return &Root{fd: fd, name: dir}, nil
+}
+
+// Sub opens the directory rel beneath r as a Root of its own (for an engine
+// that works directory by directory). The result is confined beneath rel,
+// hence beneath r.
+func (r *Root) Sub(rel string) (*Root, error) {
+	f, err := r.OpenDir(rel)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, &os.PathError{Op: "sub", Path: rel, Err: err}
+	}
+	unix.CloseOnExec(fd)
+	return &Root{fd: fd, name: joinRel(r.name, rel)}, nil
+}
+
+// Name returns the directory name OpenRoot was given (for messages).
+func (r *Root) Name() string { return r.name }
+
+// Close releases the root's file descriptor.
+func (r *Root) Close() error {
+	if r.fd < 0 {
+		return nil
+	}
+	err := unix.Close(r.fd)
+	r.fd = -1
+	return err
+}
+
+// pathErr wraps err with the operation and the relative path.
+func (r *Root) pathErr(op, rel string, err error) error {
+	return &os.PathError{Op: op, Path: rel, Err: err}
+}
+
+// parentOf cleans rel and resolves its parent directory beneath the root
+// without following any symlink. For rel == "" the parent is the root fd
+// itself and the name is ".".
+func (r *Root) parentOf(op, rel string) (parent, error) {
+	if _, err := CleanRel(rel); err != nil {
+		return parent{}, r.pathErr(op, rel, err)
+	}
+	if rel == "" {
+		return parent{fd: r.fd, name: ".", isTop: true}, nil
+	}
+	dir, name := splitRel(rel)
+	if dir == "" {
+		return parent{fd: r.fd, name: name}, nil
+	}
+	fd, err := walk(r.fd, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return parent{}, r.pathErr(op, rel, err)
+	}
+	return parent{fd: fd, own: true, name: name}, nil
+}
+
+// Lstat returns the Entry of rel (see the package-level Lstat), with Path
+// set to rel. A symlink at rel is described, not followed; a symlink at an
+// intermediate component is an error wrapping ErrSymlinkInPath.
+func (r *Root) Lstat(rel string) (Entry, error) {
+	p, err := r.parentOf("lstat", rel)
+	if err != nil {
+		return Entry{}, err
+	}
+	defer p.close()
+	e, err := Lstat(p.fd, p.name)
+	if err != nil {
+		return Entry{}, r.pathErr("lstat", rel, unwrapPathErr(err))
+	}
+	e.Path = rel
+	return e, nil
+}
+
+// OpenDir opens the directory rel for reading (O_DIRECTORY|O_NOFOLLOW),
+// confined beneath the root. A symlink anywhere in rel, including the final
+// component, is an error wrapping ErrSymlinkInPath.
+func (r *Root) OpenDir(rel string) (*os.File, error) {
+	if _, err := CleanRel(rel); err != nil {
+		return nil, r.pathErr("opendir", rel, err)
+	}
+	var fd int
+	var err error
+	if rel == "" {
+		fd, err = unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = walk(r.fd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
+	}
+	if err != nil {
+		return nil, r.pathErr("opendir", rel, err)
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
+// Open opens the regular file rel read-only. A symlink at any component is
+// an error wrapping ErrSymlinkInPath; any other non-regular file is refused
+// with EINVAL. The file is opened with O_NONBLOCK so that a FIFO swapped in
+// at rel cannot block the caller; the flag is cleared before returning.
+func (r *Root) Open(rel string) (*os.File, error) {
+	return r.openRegular("open", rel, unix.O_RDONLY, 0)
+}
+
+// OpenFile opens the regular file rel with flag (O_RDWR, O_CREAT, O_EXCL,
+// O_TRUNC, O_APPEND ...) and, when it creates the file, permission perm
+// (before umask). O_NOFOLLOW is always added, so a symlink at rel is an
+// error wrapping ErrSymlinkInPath; a non-regular file at rel is refused
+// with EINVAL. Used for in-place resume of a temporary file.
+func (r *Root) OpenFile(rel string, flag int, perm uint32) (*os.File, error) {
+	return r.openRegular("openfile", rel, flag, perm)
+}
+
+func (r *Root) openRegular(op, rel string, flag int, perm uint32) (*os.File, error) {
+	p, err := r.parentOf(op, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	if p.isTop {
+		return nil, r.pathErr(op, rel, unix.EISDIR)
+	}
+	fd, err := unix.Openat(p.fd, p.name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, perm)
+	if err == unix.ELOOP {
+		err = fmt.Errorf("%w: %w", ErrSymlinkInPath, err)
+	}
+	if err != nil {
+		return nil, r.pathErr(op, rel, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, r.pathErr(op, rel, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, r.pathErr(op, rel, fmt.Errorf("not a regular file: %w", unix.EINVAL))
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, r.pathErr(op, rel, err)
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
+// tempPrefix starts every temporary name; engines may recognise and clean
+// up stale temporaries by it.
+const tempPrefix = ".ferry."
+
+// CreateTemp creates a new empty regular file with mode 0600 in the
+// directory dirRel, under a hidden name derived from base:
+// ".ferry.<up to 200 bytes of base>.<16 random hex digits>". It returns the
+// open file (read-write) and its relative path. The file is created with
+// O_EXCL|O_NOFOLLOW, so nothing existing is ever opened.
+func (r *Root) CreateTemp(dirRel, base string) (*os.File, string, error) {
+	probe := joinRel(dirRel, "x")
+	p, err := r.parentOf("createtemp", probe)
+	if err != nil {
+		return nil, "", err
+	}
+	defer p.close()
+	if len(base) > 200 {
+		base = base[:200]
+	}
+	for range 8 {
+		var rnd [8]byte
+		rand.Read(rnd[:])
+		name := tempPrefix + base + "." + hex.EncodeToString(rnd[:])
+		fd, err := unix.Openat(p.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST {
+			continue
+		}
+		rel := joinRel(dirRel, name)
+		if err != nil {
+			return nil, "", r.pathErr("createtemp", rel, err)
+		}
+		if err := unix.Fchmod(fd, 0o600); err != nil { // defeat a restrictive umask
+			unix.Close(fd)
+			return nil, "", r.pathErr("createtemp", rel, err)
+		}
+		return os.NewFile(uintptr(fd), rel), rel, nil
+	}
+	return nil, "", r.pathErr("createtemp", dirRel, unix.EEXIST)
+}
+
+// Rename renames oldRel to newRel (renameat2 without flags: an existing
+// newRel is replaced atomically, as rename(2) does). Neither final
+// component is followed; symlinks in the parents are refused.
+func (r *Root) Rename(oldRel, newRel string) error {
+	return r.rename("rename", oldRel, newRel, 0)
+}
+
+// Exchange atomically swaps aRel and bRel (renameat2 RENAME_EXCHANGE).
+// Returns an error wrapping ErrExchangeUnsupported when the file system
+// refuses the flag.
+func (r *Root) Exchange(aRel, bRel string) error {
+	err := r.rename("exchange", aRel, bRel, unix.RENAME_EXCHANGE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("%w: %w", ErrExchangeUnsupported, err)
+	}
+	return err
+}
+
+func (r *Root) rename(op, oldRel, newRel string, flags uint) error {
+	po, err := r.parentOf(op, oldRel)
+	if err != nil {
+		return err
+	}
+	defer po.close()
+	pn, err := r.parentOf(op, newRel)
+	if err != nil {
+		return err
+	}
+	defer pn.close()
+	if po.isTop || pn.isTop {
+		return r.pathErr(op, oldRel+" -> "+newRel, unix.EBUSY)
+	}
+	if err := unix.Renameat2(po.fd, po.name, pn.fd, pn.name, flags); err != nil {
+		return r.pathErr(op, oldRel+" -> "+newRel, err)
+	}
+	return nil
+}
+
+// Mkdir creates the directory rel with mode (before umask; ApplyMeta sets
+// the final mode). An existing directory at rel is not an error; any other
+// existing object is (EEXIST), and a symlink at rel is never followed.
+func (r *Root) Mkdir(rel string, mode uint32) error {
+	p, err := r.parentOf("mkdir", rel)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	return r.mkdirAt(p.fd, p.name, rel, mode)
+}
+
+func (r *Root) mkdirAt(dirfd int, name, rel string, mode uint32) error {
+	err := unix.Mkdirat(dirfd, name, mode)
+	if err == unix.EEXIST {
+		var st unix.Stat_t
+		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return nil
+		}
+	}
+	if err != nil {
+		return r.pathErr("mkdir", rel, err)
+	}
+	return nil
+}
+
+// MkdirAll creates rel and any missing parents with mode 0700 (ApplyMeta
+// sets the final modes). It walks one component at a time, refusing a
+// symlink or non-directory at any component.
+func (r *Root) MkdirAll(rel string) error {
+	if _, err := CleanRel(rel); err != nil {
+		return r.pathErr("mkdirall", rel, err)
+	}
+	if rel == "" {
+		return nil
+	}
+	cur := r.fd
+	done := ""
+	defer func() {
+		if cur != r.fd {
+			unix.Close(cur)
+		}
+	}()
+	rest := rel
+	for rest != "" {
+		name := rest
+		if i := indexSlash(rest); i >= 0 {
+			name, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		done = joinRel(done, name)
+		if err := r.mkdirAt(cur, name, done, 0o700); err != nil {
+			return err
+		}
+		fd, err := openBeneath(cur, name, unix.O_PATH|unix.O_DIRECTORY)
+		if err != nil {
+			return r.pathErr("mkdirall", done, err)
+		}
+		if cur != r.fd {
+			unix.Close(cur)
+		}
+		cur = fd
+	}
+	return nil
+}
+
+func indexSlash(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return i
+		}
+	}
+	return -1
+}
+
+// Symlink creates the symlink rel pointing to target. target is stored
+// verbatim (it may be absolute, dangling or point anywhere: it is data, and
+// no Root operation ever follows it). An existing rel is EEXIST.
+func (r *Root) Symlink(target, rel string) error {
+	p, err := r.parentOf("symlink", rel)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if err := unix.Symlinkat(target, p.fd, p.name); err != nil {
+		return r.pathErr("symlink", rel, err)
+	}
+	return nil
+}
+
+// Link creates newRel as a hard link to existingRel, both beneath the
+// root. A symlink at existingRel is linked itself, never followed.
+func (r *Root) Link(existingRel, newRel string) error {
+	po, err := r.parentOf("link", existingRel)
+	if err != nil {
+		return err
+	}
+	defer po.close()
+	pn, err := r.parentOf("link", newRel)
+	if err != nil {
+		return err
+	}
+	defer pn.close()
+	if po.isTop || pn.isTop {
+		return r.pathErr("link", existingRel+" -> "+newRel, unix.EPERM)
+	}
+	if err := unix.Linkat(po.fd, po.name, pn.fd, pn.name, 0); err != nil {
+		return r.pathErr("link", existingRel+" -> "+newRel, err)
+	}
+	return nil
+}
+
+// Mknod creates the special file rel described by e: a FIFO, a character
+// or block device (e.Rdev), or a socket node (which no process listens
+// on). The initial mode is e.Mode&0777; ApplyMeta sets owner and the full
+// mode. Other types are EINVAL.
+func (r *Root) Mknod(rel string, e Entry) error {
+	switch e.Type {
+	case TypeFIFO, TypeChar, TypeBlock, TypeSocket:
+	default:
+		return r.pathErr("mknod", rel, fmt.Errorf("cannot mknod a %s: %w", e.Type, unix.EINVAL))
+	}
+	p, err := r.parentOf("mknod", rel)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if err := unix.Mknodat(p.fd, p.name, e.Type.ifmt()|e.Mode&0o777, int(e.Rdev)); err != nil {
+		return r.pathErr("mknod", rel, err)
+	}
+	return nil
+}
+
+// Remove removes the file, symlink, special file or empty directory rel.
+// A symlink is removed, never followed. Removing the root itself is EBUSY.
+func (r *Root) Remove(rel string) error {
+	p, err := r.parentOf("remove", rel)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if p.isTop {
+		return r.pathErr("remove", rel, unix.EBUSY)
+	}
+	err = unix.Unlinkat(p.fd, p.name, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(p.fd, p.name, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return r.pathErr("remove", rel, err)
+	}
+	return nil
+}
+
+// RemoveAll removes rel and everything beneath it. It never follows a
+// symlink (a symlink is unlinked, whatever it points to) and never leaves
+// the root: each directory is opened with O_NOFOLLOW relative to its
+// parent's fd. A missing rel is not an error. Removing the root itself is
+// EBUSY (remove its children instead).
+func (r *Root) RemoveAll(rel string) error {
+	p, err := r.parentOf("removeall", rel)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	defer p.close()
+	if p.isTop {
+		return r.pathErr("removeall", rel, unix.EBUSY)
+	}
+	if err := removeAllAt(p.fd, p.name); err != nil {
+		return r.pathErr("removeall", rel, err)
+	}
+	return nil
+}
+
+func removeAllAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return err
+	}
+	for {
+		kids, err := ReadDir(fd)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if len(kids) == 0 {
+			break
+		}
+		for _, k := range kids {
+			if err := removeAllAt(fd, k.Path); err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("%s/%s: %w", name, k.Path, err)
+			}
+		}
+	}
+	unix.Close(fd)
+	err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+	if err == unix.ENOENT {
+		return nil
+	}
+	return err
+}
+
+// unwrapPathErr strips an *os.PathError so a caller can re-wrap the errno
+// with its own path.
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
