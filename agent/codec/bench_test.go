@@ -1,0 +1,67 @@
+package codec
+
+import (
+	"testing"
+)
+
+// BenchmarkEncode measures Encode throughput (MB/s of input), allocations
+// and the output/input ratio for every level on 1 MiB frames of random,
+// half-compressible and text data.
+func BenchmarkEncode(b *testing.B) {
+	const frame = 1 << 20
+	data := map[string][]byte{
+		"random": randomData(8*frame, 1),
+		"half":   halfData(8*frame, 2),
+		"text":   textData(8*frame, 3),
+	}
+	for _, kind := range []string{"random", "half", "text"} {
+		for _, level := range Levels() {
+			b.Run(kind+"/"+level.String(), func(b *testing.B) {
+				c, err := NewCompressor(level)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				src := data[kind]
+				dst := make([]byte, 0, 2*frame)
+				var in, out int64
+				b.SetBytes(frame)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					off := (i % 8) * frame
+					res, _ := c.Encode(dst, src[off:off+frame])
+					in += frame
+					out += int64(len(res))
+					i++
+				}
+				b.ReportMetric(float64(out)/float64(in), "ratio")
+			})
+		}
+	}
+}
+
+// BenchmarkDecode measures decoding throughput (MB/s of decoded output).
+func BenchmarkDecode(b *testing.B) {
+	const frame = 1 << 20
+	for _, kind := range []string{"half", "text"} {
+		src := map[string][]byte{"half": halfData(frame, 2), "text": textData(frame, 3)}[kind]
+		for _, level := range []Level{Fast, Balanced, Normal, Extreme} {
+			b.Run(kind+"/"+level.String(), func(b *testing.B) {
+				c, _ := NewCompressor(level)
+				defer c.Close()
+				d, _ := NewDecompressor(0)
+				defer d.Close()
+				enc, _ := c.Encode(nil, src)
+				dst := make([]byte, 0, frame)
+				b.SetBytes(frame)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := d.Decode(dst, enc); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
