@@ -19,11 +19,14 @@ type logOptions struct {
 var logOpts logOptions
 
 func addLogFlags(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&logOpts.format, "log-format", envOr("FERRY_LOG_FORMAT", "auto"),
+	root.PersistentFlags().StringVar(&logOpts.format, "log-format", "auto",
 		"log format: text, json, or auto (text on a terminal, JSON otherwise)")
-	root.PersistentFlags().StringVar(&logOpts.level, "log-level", envOr("FERRY_LOG_LEVEL", "info"),
+	root.PersistentFlags().StringVar(&logOpts.level, "log-level", "info",
 		"minimum log level: debug, info, warn, error")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := applyEnv(cmd); err != nil {
+			return err
+		}
 		l, err := newLogger(os.Stderr, logOpts)
 		if err != nil {
 			return err

@@ -72,5 +72,14 @@ FERRY_DATABASE_DSN). Flags win over the environment.`,
 		newVerifyCmd(),
 		newSyncCmd(),
 	)
+	annotateAll(root)
 	return root
+}
+
+// annotateAll appends its FERRY_* variable to every flag's help text.
+func annotateAll(c *cobra.Command) {
+	annotateEnv(c)
+	for _, sub := range c.Commands() {
+		annotateAll(sub)
+	}
 }

@@ -6,15 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
-)
 
-// SearchAttributes are the custom search attributes Ferry registers so that
-// the Temporal UI can filter migration jobs.
-var SearchAttributes = map[string]string{
-	"FerryJobState":   "Keyword",
-	"FerrySourceHost": "Keyword",
-	"FerryTargetHost": "Keyword",
-}
+	"github.com/ferry-migrate/ferry/workflows"
+)
 
 // Temporal is a running Temporal dev server.
 type Temporal struct {
@@ -36,8 +30,8 @@ func TemporalArgs(ip string, port, uiPort int, dbFile string, headless bool) []s
 	if dbFile != "" {
 		args = append(args, "--db-filename", dbFile)
 	}
-	for _, k := range []string{"FerryJobState", "FerrySourceHost", "FerryTargetHost"} {
-		args = append(args, "--search-attribute", k+"="+SearchAttributes[k])
+	for _, sa := range workflows.SearchAttributes {
+		args = append(args, "--search-attribute", sa.Name+"="+sa.Type)
 	}
 	return args
 }

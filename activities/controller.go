@@ -1,0 +1,54 @@
+// Package activities holds Ferry's Temporal activities. Controller activities
+// run in `ferry worker` and hold the control plane's dependencies; host-bound
+// activities run inside the agent of the host they act on.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+)
+
+// SettingStore is what the controller needs to record settings.
+type SettingStore interface {
+	// PutSetting creates or replaces one setting.
+	PutSetting(ctx context.Context, key, value string) error
+}
+
+// Controller holds the controller activities' dependencies.
+type Controller struct {
+	Settings SettingStore
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Controller) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// RecordSelfTestInput identifies a self-test run.
+type RecordSelfTestInput struct {
+	WorkflowID  string
+	RequestedBy string
+}
+
+// RecordSelfTestResult is the setting the self-test wrote.
+type RecordSelfTestResult struct {
+	Key   string
+	Value string
+}
+
+// RecordSelfTest writes the setting "selftest.last" through the store.
+func (c *Controller) RecordSelfTest(ctx context.Context, in RecordSelfTestInput) (RecordSelfTestResult, error) {
+	value := fmt.Sprintf("%s by %s at %s", in.WorkflowID, in.RequestedBy, c.now().UTC().Format(time.RFC3339Nano))
+	if err := c.Settings.PutSetting(ctx, "selftest.last", value); err != nil {
+		return RecordSelfTestResult{}, fmt.Errorf("record self-test: %w", err)
+	}
+	activity.GetLogger(ctx).Info("self-test recorded", "workflow_id", in.WorkflowID)
+	return RecordSelfTestResult{Key: "selftest.last", Value: value}, nil
+}
