@@ -80,7 +80,7 @@ func fidelityDir(t *testing.T) string {
 	if err := os.Truncate(img, 256<<20); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-I", "256", img).CombinedOutput(); err != nil {
 		t.Skipf("temp dir lacks %s and mkfs.ext4 failed: %s", gap, out)
 	}
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
