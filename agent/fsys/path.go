@@ -126,6 +126,19 @@ func openBeneath(dirfd int, path string, flags int) (int, error) {
 			return openComponents(dirfd, path, flags)
 		case unix.ELOOP:
 			return -1, fmt.Errorf("%w: %w", ErrSymlinkInPath, err)
+		case unix.ENOTDIR:
+			// O_DIRECTORY|O_NOFOLLOW reports a final symlink as ENOTDIR;
+			// an O_PATH|O_NOFOLLOW probe opens the symlink itself.
+			probe := unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: resolveHow}
+			if pfd, perr := unix.Openat2(dirfd, path, &probe); perr == nil {
+				var st unix.Stat_t
+				serr := unix.Fstat(pfd, &st)
+				unix.Close(pfd)
+				if serr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+					return -1, fmt.Errorf("%w: %w", ErrSymlinkInPath, err)
+				}
+			}
+			return -1, err
 		case unix.EXDEV:
 			return -1, fmt.Errorf("%w: %w", ErrEscapes, err)
 		default:

@@ -252,7 +252,8 @@ func (r *Root) rename(op, oldRel, newRel string, flags uint) error {
 
 // Mkdir creates the directory rel with mode (before umask; ApplyMeta sets
 // the final mode). An existing directory at rel is not an error; any other
-// existing object is (EEXIST), and a symlink at rel is never followed.
+// existing object is (EEXIST; for a symlink the error also wraps
+// ErrSymlinkInPath), and a symlink at rel is never followed.
 func (r *Root) Mkdir(rel string, mode uint32) error {
 	p, err := r.parentOf("mkdir", rel)
 	if err != nil {
@@ -266,8 +267,13 @@ func (r *Root) mkdirAt(dirfd int, name, rel string, mode uint32) error {
 	err := unix.Mkdirat(dirfd, name, mode)
 	if err == unix.EEXIST {
 		var st unix.Stat_t
-		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return nil
+		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFDIR:
+				return nil
+			case unix.S_IFLNK:
+				return r.pathErr("mkdir", rel, fmt.Errorf("%w: %w", ErrSymlinkInPath, err))
+			}
 		}
 	}
 	if err != nil {
