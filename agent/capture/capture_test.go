@@ -84,10 +84,13 @@ func suite(t *testing.T, mnt string, force bool) {
 	// reported); what happens in it afterwards is reported as usual.
 	step("move dir in", func() { must(t, os.Rename(filepath.Join(outside, "in"), p("in"))) },
 		Event{Op: OpRescan, Path: "in", Dir: true})
-	step("write in moved-in dir", func() { writeFile(t, p("in/y"), "y") }, Event{Op: OpCreate, Path: "in/y"})
+	step("write in moved-in dir", func() { writeFile(t, p("in/y"), "y") },
+		Event{Op: OpCreate, Path: "in/y"}, Event{Op: OpModify, Path: "in/y"})
 
-	// Outside the root and excluded paths: nothing is reported. A sentinel
-	// written afterwards proves the watcher has read past them.
+	// Outside the root and excluded paths: nothing is reported. A mkdir
+	// (exactly one event) before them drains what earlier steps left in
+	// flight; one after them proves the watcher has read past them.
+	step("barrier", func() { must(t, os.Mkdir(p("barrier"), 0o755)) }, Event{Op: OpCreate, Path: "barrier", Dir: true})
 	c.reset()
 	writeFile(t, filepath.Join(outside, "o1"), "o")
 	must(t, os.Mkdir(filepath.Join(outside, "od"), 0o755))
@@ -96,8 +99,8 @@ func suite(t *testing.T, mnt string, force bool) {
 	must(t, os.Rename(p(".ferry-tmp-123"), p(".ferry-tmp-456")))
 	must(t, os.Mkdir(p("skip"), 0o755))
 	writeFile(t, p("skip/inner"), "excluded subtree")
-	writeFile(t, p("sentinel"), "s")
-	got := c.waitFor(t, Event{Op: OpCreate, Path: "sentinel"})
+	must(t, os.Mkdir(p("sentinel"), 0o755))
+	got := c.waitFor(t, Event{Op: OpCreate, Path: "sentinel", Dir: true})
 	for _, e := range got {
 		if e.Path != "sentinel" {
 			t.Errorf("unexpected event %+v (outside the root or excluded)", e)
