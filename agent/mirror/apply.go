@@ -1,0 +1,349 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sync"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/wire"
+	"golang.org/x/sys/unix"
+)
+
+// applier writes file content on the target: frames of one file always go
+// to the same worker (by id), so each file is written in order while
+// several files are written in parallel.
+type applier struct {
+	r       *Receiver
+	workers []chan applyItem
+	wg      sync.WaitGroup
+	errMu   sync.Mutex
+	err     error // first fatal error, guarded by errMu
+	pool    sync.Pool
+}
+
+// applyItem is a Data frame (data != nil or zero-length) or a FileEnd.
+type applyItem struct {
+	id   uint64
+	off  int64
+	data []byte
+	end  *wire.FileEnd
+	pbuf *[]byte // pooled buffer to return, if any
+}
+
+// openFile is a file being written.
+type openFile struct {
+	p        *plan
+	f        *os.File
+	tmpRel   string
+	hi       int64 // end of the highest frame written
+	lastCkpt int64
+	wrote    bool
+}
+
+func newApplier(r *Receiver, n int) *applier {
+	a := &applier{r: r}
+	a.pool.New = func() any { b := make([]byte, frameSize); return &b }
+	for range n {
+		ch := make(chan applyItem, 8)
+		a.workers = append(a.workers, ch)
+		a.wg.Go(func() { a.work(ch) })
+	}
+	return a
+}
+
+func (a *applier) fatal(err error) {
+	a.errMu.Lock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.errMu.Unlock()
+}
+
+func (a *applier) failed() error {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.err
+}
+
+// data queues a copy of a Data frame (its payload aliases the read buffer).
+func (a *applier) data(ctx context.Context, m *wire.Data) error {
+	it := applyItem{id: m.ID, off: m.Offset}
+	if len(m.Payload) > frameSize/4 && len(m.Payload) <= frameSize {
+		pb := a.pool.Get().(*[]byte)
+		it.pbuf = pb
+		it.data = append((*pb)[:0], m.Payload...)
+	} else {
+		it.data = append([]byte(nil), m.Payload...)
+	}
+	return a.queue(ctx, it)
+}
+
+// end queues a FileEnd.
+func (a *applier) end(ctx context.Context, m *wire.FileEnd) error {
+	return a.queue(ctx, applyItem{id: m.ID, end: m})
+}
+
+func (a *applier) queue(ctx context.Context, it applyItem) error {
+	if err := a.failed(); err != nil {
+		return err
+	}
+	select {
+	case a.workers[it.id%uint64(len(a.workers))] <- it:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// close waits for the workers to drain and reports the first fatal error.
+func (a *applier) close() error {
+	for _, ch := range a.workers {
+		close(ch)
+	}
+	a.wg.Wait()
+	return a.failed()
+}
+
+func (a *applier) work(ch <-chan applyItem) {
+	open := map[uint64]*openFile{}
+	defer func() {
+		// Files still open: the transfer was cut. Partial files keep their
+		// checkpointed temp; others are removed.
+		for _, of := range open {
+			a.abandon(of)
+		}
+	}()
+	for it := range ch {
+		if a.failed() != nil {
+			a.release(it)
+			continue
+		}
+		if err := a.apply(open, it); err != nil {
+			a.fatal(err)
+		}
+		a.release(it)
+	}
+}
+
+func (a *applier) release(it applyItem) {
+	if it.pbuf != nil {
+		a.pool.Put(it.pbuf)
+	}
+}
+
+// apply handles one item. Only protocol violations are fatal; file system
+// failures are recorded per file.
+func (a *applier) apply(open map[uint64]*openFile, it applyItem) error {
+	r := a.r
+	of := open[it.id]
+	if of == nil {
+		r.mu.Lock()
+		p := r.plans[it.id]
+		r.mu.Unlock()
+		if p == nil {
+			return fmt.Errorf("%w: content for file id %d that was not asked for", wire.ErrProtocol, it.id)
+		}
+		if it.end != nil && it.end.Status != wire.FileOK {
+			a.forget(it.id, p)
+			return nil
+		}
+		if it.end != nil && p.base == "final" && it.end.Size == p.validLen {
+			// Delta found nothing to send: the content is identical.
+			a.forget(it.id, p)
+			cur, err := r.root.Lstat(p.e.Path)
+			if err != nil {
+				r.objErr(p.e.Path, err)
+				return nil
+			}
+			r.fixMeta(&p.e, cur)
+			return nil
+		}
+		var err error
+		of, err = a.open(p)
+		if err != nil {
+			r.objErr(p.e.Path, err)
+			of = &openFile{p: p} // swallow its frames
+		}
+		open[it.id] = of
+	}
+	if it.end == nil {
+		if of.f == nil {
+			return nil
+		}
+		if it.off < 0 || it.off+int64(len(it.data)) > of.p.e.Size {
+			return fmt.Errorf("%w: frame [%d,+%d) outside file %q of %d bytes", wire.ErrProtocol, it.off, len(it.data), of.p.e.Path, of.p.e.Size)
+		}
+		if _, err := of.f.WriteAt(it.data, it.off); err != nil {
+			r.objErr(of.p.e.Path, err)
+			a.discard(of)
+			of.f = nil
+			return nil
+		}
+		of.wrote = true
+		of.hi = max(of.hi, it.off+int64(len(it.data)))
+		return a.maybeCheckpoint(of)
+	}
+	delete(open, it.id)
+	a.forgetPlan(it.id)
+	if of.f == nil {
+		return nil
+	}
+	if it.end.Status != wire.FileOK {
+		a.discard(of)
+		return nil
+	}
+	if it.end.Size != of.p.e.Size {
+		return fmt.Errorf("%w: file %q ended at %d bytes, announced %d", wire.ErrProtocol, of.p.e.Path, it.end.Size, of.p.e.Size)
+	}
+	a.finishFile(of)
+	return nil
+}
+
+// open prepares the temporary file a plan writes into.
+func (a *applier) open(p *plan) (*openFile, error) {
+	r := a.r
+	if p.base == "partial" {
+		f, err := r.root.OpenFile(p.tmpRel, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &openFile{p: p, f: f, tmpRel: p.tmpRel, hi: p.validLen, lastCkpt: p.validLen}, nil
+	}
+	dir, base := path.Split(p.e.Path)
+	f, tmpRel, err := r.root.CreateTemp(path.Clean("/" + dir)[1:], base)
+	if err != nil {
+		return nil, err
+	}
+	of := &openFile{p: p, f: f, tmpRel: tmpRel}
+	if p.base == "final" {
+		// Start from the current content; the delta overwrites what
+		// differs.
+		src, err := r.root.Open(p.e.Path)
+		if err == nil {
+			err = copyExtents(f, src, min(p.validLen, p.e.Size))
+			src.Close()
+		}
+		if err != nil {
+			f.Close()
+			r.root.Remove(tmpRel)
+			return nil, fmt.Errorf("copy base: %w", err)
+		}
+	}
+	return of, nil
+}
+
+// copyExtents copies the data extents of the first n bytes of src into dst
+// at the same offsets (holes stay holes), in the kernel.
+func copyExtents(dst, src *os.File, n int64) error {
+	ext, err := fsys.DataExtents(src, n)
+	if err != nil {
+		return err
+	}
+	for _, x := range ext {
+		roff, woff := x.Off, x.Off
+		for left := x.Len; left > 0; {
+			c, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(min(left, 1<<30)), 0)
+			if err != nil {
+				return err
+			}
+			if c == 0 {
+				return errors.New("base shrank while copied")
+			}
+			left -= int64(c)
+		}
+	}
+	return nil
+}
+
+// maybeCheckpoint makes a large file durable every CheckpointBytes and
+// records its offset (full sends and resumed partials only: a delta
+// against the final file is cheap to redo).
+func (a *applier) maybeCheckpoint(of *openFile) error {
+	r := a.r
+	if of.p.base == "final" || r.ckpt.dir == "" || of.hi-of.lastCkpt < r.Job.Opts.CheckpointBytes {
+		return nil
+	}
+	if err := unix.Fdatasync(int(of.f.Fd())); err != nil {
+		r.objErr(of.p.e.Path, fmt.Errorf("fdatasync: %w", err))
+		return nil
+	}
+	of.lastCkpt = of.hi
+	err := r.ckpt.save(partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs})
+	if err != nil {
+		r.Log.Warn("target: checkpoint failed", "path", of.p.e.Path, "err", err)
+	}
+	return nil
+}
+
+// finishFile sets the size and metadata of a complete temporary file and
+// renames it into place.
+func (a *applier) finishFile(of *openFile) {
+	r := a.r
+	e := &of.p.e
+	err := of.f.Truncate(e.Size)
+	if err == nil {
+		if merr := fsys.ApplyMetaFD(of.f, *e); merr != nil {
+			r.objErr(e.Path, merr) // content is right; metadata partly
+		}
+	}
+	if cerr := of.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = r.install(of.tmpRel, e.Path)
+	}
+	if err != nil {
+		r.objErr(e.Path, err)
+		r.root.Remove(of.tmpRel)
+	}
+	r.ckpt.remove(e.Path)
+	if err == nil {
+		r.mu.Lock()
+		r.sum.FilesWritten++
+		r.mu.Unlock()
+	}
+}
+
+// discard closes and removes a temporary file that will not be installed.
+func (a *applier) discard(of *openFile) {
+	if of.f != nil {
+		of.f.Close()
+	}
+	a.r.root.Remove(of.tmpRel)
+	if of.p.base == "partial" {
+		a.r.ckpt.remove(of.p.e.Path)
+	}
+}
+
+// abandon handles a file left open by a cut transfer: a file with a
+// checkpoint keeps its temporary for the next run.
+func (a *applier) abandon(of *openFile) {
+	if of.f == nil {
+		return
+	}
+	of.f.Close()
+	if ck, ok := a.r.ckpt.get(of.p.e.Path); ok && ck.TmpRel == of.tmpRel {
+		return
+	}
+	a.r.root.Remove(of.tmpRel)
+}
+
+// forget drops a plan that needs no writing (and its partial, for a file
+// the source could not read).
+func (a *applier) forget(id uint64, p *plan) {
+	a.forgetPlan(id)
+	if p.base == "partial" {
+		a.r.root.Remove(p.tmpRel)
+		a.r.ckpt.remove(p.e.Path)
+	}
+}
+
+func (a *applier) forgetPlan(id uint64) {
+	a.r.mu.Lock()
+	delete(a.r.plans, id)
+	a.r.mu.Unlock()
+}

@@ -1,0 +1,171 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// finish runs after all content is in place: hardlinks, orphans, then the
+// metadata of directories, deepest first (their times after their content,
+// read-only modes after they were filled).
+func (r *Receiver) finish(ctx context.Context) error {
+	for _, l := range r.links {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		r.applyLink(l)
+	}
+	if err := r.orphans(ctx); err != nil {
+		return err
+	}
+	sort.SliceStable(r.dirs, func(i, j int) bool {
+		return strings.Count(r.dirs[i].Path, "/")+boolInt(r.dirs[i].Path != "") >
+			strings.Count(r.dirs[j].Path, "/")+boolInt(r.dirs[j].Path != "")
+	})
+	for i := range r.dirs {
+		d := &r.dirs[i]
+		cur, err := r.root.Lstat(d.Path)
+		if err != nil {
+			r.objErr(d.Path, err)
+			continue
+		}
+		r.fixMeta(d, cur)
+	}
+	if r.ckpt.dir != "" && len(r.ckpt.all()) == 0 {
+		os.RemoveAll(JobDir(r.DataDir, r.Job.ID))
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// applyLink makes l.Path a hardlink of l.LinkTo (unless it already is).
+func (r *Receiver) applyLink(l wire.FileEntry) {
+	if r.skipped[l.LinkTo] {
+		return
+	}
+	want, err := r.root.Lstat(l.LinkTo)
+	if err != nil {
+		r.objErr(l.Path, err)
+		return
+	}
+	if cur, err := r.root.Lstat(l.Path); err == nil && cur.Dev == want.Dev && cur.Ino == want.Ino {
+		return
+	}
+	tmp := tempName(l.Path)
+	if err := r.root.Link(l.LinkTo, tmp); err != nil {
+		r.objErr(l.Path, err)
+		return
+	}
+	if err := r.install(tmp, l.Path); err != nil {
+		r.objErr(l.Path, err)
+		r.root.Remove(tmp)
+		return
+	}
+	r.mu.Lock()
+	r.sum.FilesWritten++
+	r.mu.Unlock()
+}
+
+// tempRE matches the names of temporaries left by an interrupted run.
+var tempRE = regexp.MustCompile(`^\.ferry\..*\.[0-9a-f]{16}$`)
+
+// orphans walks the target tree: stale temporaries are removed; objects the
+// source does not have are kept, deleted or moved per the policy. Excluded
+// paths, paths the source could not read, the orphan directory and
+// checkpointed temporaries are left alone.
+func (r *Receiver) orphans(ctx context.Context) error {
+	opts := &r.Job.Opts
+	var moveDir string
+	if opts.Orphans == wire.OrphansMove {
+		moveDir = strings.Trim(path.Clean(opts.OrphanDir), "/")
+	}
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		f, err := r.root.OpenDir(dir)
+		if err != nil {
+			r.objErr(dir, err)
+			return nil
+		}
+		names, err := fsys.ReadDir(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			r.objErr(dir, err)
+			return nil
+		}
+		for _, n := range names {
+			rel := joinRel(dir, n.Path)
+			if _, ok := r.seen[rel]; ok {
+				if n.Type == fsys.TypeDir {
+					if err := walk(rel); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if tempRE.MatchString(n.Path) {
+				if !r.ckpt.tmpInUse(rel) {
+					if err := r.root.RemoveAll(rel); err == nil {
+						r.sum.TempsCleaned++
+					}
+				}
+				continue
+			}
+			if r.skipped[rel] || r.filter.ExcludedName(rel) || rel == moveDir {
+				continue
+			}
+			r.sum.OrphansFound++
+			switch opts.Orphans {
+			case wire.OrphansDelete:
+				if err := r.root.RemoveAll(rel); err != nil {
+					r.objErr(rel, err)
+				} else {
+					r.sum.OrphansRemoved++
+				}
+			case wire.OrphansMove:
+				r.moveOrphan(rel, moveDir)
+			}
+		}
+		return nil
+	}
+	return walk("")
+}
+
+// moveOrphan moves rel to moveDir/rel (creating parents).
+func (r *Receiver) moveOrphan(rel, moveDir string) {
+	dst := moveDir + "/" + rel
+	if err := r.root.MkdirAll(path.Dir(dst)); err != nil {
+		r.objErr(rel, err)
+		return
+	}
+	if _, err := r.root.Lstat(dst); err == nil {
+		if err := r.root.RemoveAll(dst); err != nil {
+			r.objErr(rel, err)
+			return
+		}
+	} else if !errors.Is(err, errNotExist) {
+		r.objErr(rel, err)
+		return
+	}
+	if err := r.root.Rename(rel, dst); err != nil {
+		r.objErr(rel, err)
+		return
+	}
+	r.sum.OrphansMoved++
+}

@@ -1,0 +1,295 @@
+package mirror
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"sync"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// planLoop decides, for every entry of the source's list, what the target
+// does: directories, symlinks and special files are created at once;
+// regular files get an answer (skip, full, or delta against a base whose
+// block hashes are computed by a small pool); hardlinks wait for the end.
+// A nil batch is the ScanEnd marker.
+func (r *Receiver) planLoop(ctx context.Context, in <-chan []wire.FileEntry) error {
+	hashQ := make(chan *plan, 64)
+	var hashers sync.WaitGroup
+	var hashErr error
+	var hashMu sync.Mutex
+	for range 2 {
+		hashers.Go(func() {
+			buf := make([]byte, BlockSize)
+			for p := range hashQ {
+				if err := r.hashBase(p, buf); err != nil {
+					hashMu.Lock()
+					hashErr = errors.Join(hashErr, err)
+					hashMu.Unlock()
+				}
+			}
+		})
+	}
+	defer func() {
+		if hashQ != nil {
+			close(hashQ)
+		}
+		hashers.Wait()
+	}()
+	for batch := range in {
+		if batch == nil { // ScanEnd
+			close(hashQ)
+			hashers.Wait()
+			hashQ = nil
+			if hashErr != nil {
+				return hashErr
+			}
+			if err := r.sendNeeds(true); err != nil {
+				return err
+			}
+			// Drain until the reader closes in (after SendEnd).
+			for range in {
+			}
+			return nil
+		}
+		for i := range batch {
+			if err := ctx.Err(); err != nil {
+				return context.Cause(ctx)
+			}
+			if err := r.planEntry(&batch[i], hashQ); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// planEntry handles one entry. Only an invalid path is fatal.
+func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan) error {
+	e := &fe.Entry
+	if _, err := fsys.CleanRel(e.Path); err != nil {
+		return badPath(e.Path, err)
+	}
+	if e.Path == "" && e.Type != fsys.TypeDir {
+		return badPath(e.Path, errors.New("the root must be a directory"))
+	}
+	if fe.LinkTo != "" {
+		if _, err := fsys.CleanRel(fe.LinkTo); err != nil || fe.LinkTo == "" {
+			return badPath(fe.LinkTo, fmt.Errorf("hardlink target: %v", err))
+		}
+	}
+	r.mu.Lock()
+	r.seen[e.Path] = struct{}{}
+	r.mu.Unlock()
+	cur, curErr := r.root.Lstat(e.Path)
+	exists := curErr == nil
+	if curErr != nil && !errors.Is(curErr, errNotExist) {
+		if isBadPath(curErr) {
+			return badPath(e.Path, curErr)
+		}
+		r.objErr(e.Path, curErr)
+		if e.Type == fsys.TypeFile && fe.LinkTo == "" {
+			r.pushNeed(wire.Need{ID: fe.ID, Action: wire.NeedSkip})
+		}
+		return nil
+	}
+	switch {
+	case fe.LinkTo != "":
+		r.mu.Lock()
+		r.links = append(r.links, *fe)
+		r.mu.Unlock()
+	case e.Type == fsys.TypeDir:
+		r.planDir(e, cur, exists)
+	case e.Type == fsys.TypeFile:
+		r.planFile(fe, cur, exists, hashQ)
+	default:
+		r.planSpecial(e, cur, exists)
+	}
+	return nil
+}
+
+func (r *Receiver) planDir(e *fsys.Entry, cur fsys.Entry, exists bool) {
+	if exists && cur.Type != fsys.TypeDir {
+		if err := r.root.RemoveAll(e.Path); err != nil {
+			r.objErr(e.Path, err)
+			return
+		}
+		exists = false
+	}
+	if !exists {
+		if err := r.root.Mkdir(e.Path, 0o700); err != nil {
+			r.objErr(e.Path, err)
+			return
+		}
+	}
+	r.mu.Lock()
+	r.dirs = append(r.dirs, *e)
+	r.mu.Unlock()
+}
+
+// planSpecial creates a symlink, FIFO, device or socket node under a
+// temporary name, applies its metadata and renames it into place.
+func (r *Receiver) planSpecial(e *fsys.Entry, cur fsys.Entry, exists bool) {
+	if exists && cur.Type == e.Type && cur.Target == e.Target && cur.Rdev == e.Rdev {
+		r.fixMeta(e, cur)
+		return
+	}
+	tmp := tempName(e.Path)
+	var err error
+	if e.Type == fsys.TypeSymlink {
+		err = r.root.Symlink(e.Target, tmp)
+	} else {
+		err = r.root.Mknod(tmp, *e)
+	}
+	if err != nil {
+		r.objErr(e.Path, err)
+		return
+	}
+	if err := r.root.ApplyMeta(tmp, *e); err != nil {
+		r.objErr(e.Path, err)
+	}
+	if err := r.install(tmp, e.Path); err != nil {
+		r.objErr(e.Path, err)
+		r.root.Remove(tmp)
+		return
+	}
+	r.mu.Lock()
+	r.sum.FilesWritten++
+	r.mu.Unlock()
+}
+
+// fixMeta applies e's metadata to the existing object when it differs.
+func (r *Receiver) fixMeta(e *fsys.Entry, cur fsys.Entry) {
+	if len(fsys.CompareMeta(*e, cur)) == 0 {
+		return
+	}
+	if err := r.root.ApplyMeta(e.Path, *e); err != nil {
+		r.objErr(e.Path, err)
+		return
+	}
+	r.mu.Lock()
+	r.sum.MetaUpdated++
+	r.mu.Unlock()
+}
+
+// planFile answers for a regular file.
+func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, hashQ chan<- *plan) {
+	e := &fe.Entry
+	p := &plan{e: *e, action: wire.NeedFull}
+	isFile := exists && cur.Type == fsys.TypeFile
+	if isFile && cur.Nlink > 1 {
+		// A hardlinked target file must not be patched through another
+		// name's content: rewrite it whole under a new inode.
+		isFile = false
+	}
+	quickSame := isFile && cur.Size == e.Size && cur.MtimeNs == e.MtimeNs
+	if ck, ok := r.ckpt.get(e.Path); ok {
+		if !quickSame && ck.Size == e.Size && ck.MtimeNs == e.MtimeNs {
+			p.action, p.base, p.tmpRel, p.validLen = wire.NeedDelta, "partial", ck.TmpRel, ck.Offset
+		} else {
+			r.root.Remove(ck.TmpRel)
+			r.ckpt.remove(e.Path)
+		}
+	}
+	if p.base == "" {
+		switch {
+		case quickSame && r.Job.Opts.Checksum == wire.ChecksumTime:
+			r.fixMeta(e, cur)
+			r.pushNeed(wire.Need{ID: fe.ID, Action: wire.NeedSkip})
+			return
+		case isFile && cur.Size == 0 && e.Size == 0:
+			r.fixMeta(e, cur)
+			r.pushNeed(wire.Need{ID: fe.ID, Action: wire.NeedSkip})
+			return
+		case isFile && cur.Size > 0:
+			p.action, p.base, p.validLen = wire.NeedDelta, "final", cur.Size
+		}
+	}
+	r.mu.Lock()
+	r.plans[fe.ID] = p
+	r.mu.Unlock()
+	if p.action == wire.NeedFull {
+		r.pushNeed(wire.Need{ID: fe.ID, Action: wire.NeedFull})
+		return
+	}
+	hashQ <- withID(p, fe.ID)
+}
+
+// withID stores the file id in the plan for the hash pool.
+func withID(p *plan, id uint64) *plan {
+	p.id = id
+	return p
+}
+
+// hashBase computes the block hashes of a plan's base and answers NeedDelta
+// (or NeedFull when the base cannot be read).
+func (r *Receiver) hashBase(p *plan, buf []byte) error {
+	rel := p.e.Path
+	if p.base == "partial" {
+		rel = p.tmpRel
+	}
+	f, err := r.root.Open(rel)
+	if err == nil {
+		var st fsys.Entry
+		st, err = r.root.Lstat(rel)
+		if err == nil {
+			p.validLen = min(p.validLen, st.Size)
+			var hashes []byte
+			hashes, err = blockHashes(f, p.validLen, buf)
+			if err == nil {
+				f.Close()
+				r.pushNeed(wire.Need{ID: p.id, Action: wire.NeedDelta, BlockSize: BlockSize,
+					ValidLen: p.validLen, Hashes: hashes, Resumed: p.base == "partial"})
+				return nil
+			}
+		}
+		f.Close()
+	}
+	r.Log.Debug("target: base unusable, asking for the whole file", "path", p.e.Path, "err", err)
+	if p.base == "partial" {
+		r.root.Remove(p.tmpRel)
+		r.ckpt.remove(p.e.Path)
+	}
+	r.mu.Lock()
+	p.action, p.base, p.tmpRel, p.validLen = wire.NeedFull, "", "", 0
+	r.mu.Unlock()
+	r.pushNeed(wire.Need{ID: p.id, Action: wire.NeedFull})
+	return nil
+}
+
+// install renames tmp over final, replacing whatever is there (a directory
+// in the way is removed first).
+func (r *Receiver) install(tmp, final string) error {
+	err := r.root.Rename(tmp, final)
+	if err == nil {
+		return nil
+	}
+	cur, lerr := r.root.Lstat(final)
+	if lerr != nil || cur.Type != fsys.TypeDir {
+		return err
+	}
+	if err := r.root.RemoveAll(final); err != nil {
+		return err
+	}
+	return r.root.Rename(tmp, final)
+}
+
+// tempPrefix starts the names of the receiver's temporary objects (the same
+// prefix fsys.Root.CreateTemp uses, so one cleanup rule covers both).
+const tempPrefix = ".ferry."
+
+// tempName returns a fresh temporary name beside rel.
+func tempName(rel string) string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	dir, base := path.Split(rel)
+	if len(base) > 200 {
+		base = base[:200]
+	}
+	return dir + tempPrefix + base + "." + hex.EncodeToString(rnd[:])
+}

@@ -1,0 +1,210 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/wire"
+	"golang.org/x/sys/unix"
+)
+
+// sendFile sends the content the target asked for, then FileEnd. A file that
+// cannot be read is handled by the error policy; one that changed while it
+// was read is reported as FileChanged and listed as skipped.
+func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte) error {
+	e := it.e
+	var f *os.File
+	var err error
+	if s.openHook != nil {
+		err = s.openHook(e.Path)
+	}
+	if err == nil {
+		f, err = s.root.Open(e.Path)
+	}
+	if err != nil {
+		return s.readFailed(it, err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return s.readFailed(it, err)
+	}
+	if st.Size != e.Size || st.Mtim.Nano() != e.MtimeNs {
+		return s.changed(it)
+	}
+	sent, err := s.streamContent(ctx, it, f, st.Blocks*512 < st.Size, buf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if _, ok := err.(sendErr); ok {
+			return err.(sendErr).err
+		}
+		return s.readFailed(it, err)
+	}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return s.readFailed(it, err)
+	}
+	if st.Size != e.Size || st.Mtim.Nano() != e.MtimeNs {
+		return s.changed(it)
+	}
+	if err := s.Conn.WriteMsg(&wire.FileEnd{ID: it.id, Status: wire.FileOK, Size: e.Size}); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	s.c.filesDone.Add(1)
+	s.c.bytesDone.Add(e.Size)
+	switch {
+	case it.need.Action == wire.NeedFull:
+		s.c.filesSent.Add(1)
+	case it.need.Resumed:
+		s.c.filesSent.Add(1)
+		s.c.resumedFiles.Add(1)
+		s.c.resumedBytes.Add(max(0, min(it.need.ValidLen, e.Size)-sent))
+	case sent > 0 || e.Size != it.need.ValidLen:
+		s.c.filesSent.Add(1)
+		s.c.delta.Add(1)
+	default:
+		s.c.upToDate.Add(1)
+	}
+	s.c.bytesSent.Add(sent)
+	return nil
+}
+
+// sendErr marks a transport error (as opposed to a read error).
+type sendErr struct{ err error }
+
+func (e sendErr) Error() string { return e.err.Error() }
+
+func (s *Sender) write(ctx context.Context, id uint64, off int64, p []byte) error {
+	if err := s.Conn.WriteData(ctx, id, off, p); err != nil {
+		return sendErr{fmt.Errorf("send: %w", err)}
+	}
+	return nil
+}
+
+// streamContent sends the wanted ranges of f and returns the content bytes
+// sent. Full: every data extent (holes are skipped when the file is sparse).
+// Delta: blocks below ValidLen whose hash differs from the target's, and
+// everything from ValidLen on.
+func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, sparse bool, buf []byte) (int64, error) {
+	size := it.e.Size
+	var sent int64
+	from := int64(0)
+	if it.need.Action == wire.NeedDelta {
+		valid := min(it.need.ValidLen, size)
+		hashes := it.need.Hashes
+		if it.need.BlockSize != BlockSize {
+			return 0, sendErr{fmt.Errorf("%w: block size %d, want %d", wire.ErrProtocol, it.need.BlockSize, BlockSize)}
+		}
+		// Coalesce runs of differing blocks into frames of up to frameSize.
+		runOff, runLen := int64(0), 0
+		flushRun := func() error {
+			if runLen == 0 {
+				return nil
+			}
+			if err := s.write(ctx, it.id, runOff, buf[:runLen]); err != nil {
+				return err
+			}
+			sent += int64(runLen)
+			runLen = 0
+			return nil
+		}
+		for i, off := 0, int64(0); off < valid; i, off = i+1, off+BlockSize {
+			l := int(min(int64(BlockSize), valid-off))
+			if runLen+l > len(buf) {
+				if err := flushRun(); err != nil {
+					return sent, err
+				}
+			}
+			blk := buf[runLen : runLen+l]
+			if _, err := f.ReadAt(blk, off); err != nil {
+				return sent, err
+			}
+			h := blockHash(blk)
+			// Equal hashes over equal ranges: the target already has the block.
+			// (When the target's base is longer, its last block covers more
+			// bytes and the hashes differ, so the block is sent.)
+			if (i+1)*wire.HashSize <= len(hashes) && bytes.Equal(h[:], hashes[i*wire.HashSize:(i+1)*wire.HashSize]) {
+				if err := flushRun(); err != nil {
+					return sent, err
+				}
+				continue
+			}
+			if runLen == 0 {
+				runOff = off
+			}
+			runLen += l
+		}
+		if err := flushRun(); err != nil {
+			return sent, err
+		}
+		from = valid
+	}
+	if from >= size {
+		return sent, nil
+	}
+	extents := []fsys.Extent{{Off: from, Len: size - from}}
+	if sparse {
+		all, err := fsys.DataExtents(f, size)
+		if err != nil {
+			return sent, err
+		}
+		extents = extents[:0]
+		for _, x := range all {
+			end := x.Off + x.Len
+			if end <= from {
+				continue
+			}
+			if x.Off < from {
+				x = fsys.Extent{Off: from, Len: end - from}
+			}
+			extents = append(extents, x)
+		}
+	}
+	for _, x := range extents {
+		for off, end := x.Off, x.Off+x.Len; off < end; {
+			l := int(min(int64(len(buf)), end-off))
+			n, err := f.ReadAt(buf[:l], off)
+			if n < l {
+				if err == nil || err == io.EOF {
+					err = fmt.Errorf("file shrank while read (at %d)", off+int64(n))
+				}
+				return sent, err
+			}
+			if err := s.write(ctx, it.id, off, buf[:l]); err != nil {
+				return sent, err
+			}
+			sent += int64(l)
+			off += int64(l)
+		}
+	}
+	return sent, nil
+}
+
+// readFailed applies the error policy to a file that could not be read.
+func (s *Sender) readFailed(it sendItem, err error) error {
+	if s.Job.Opts.OnError != wire.OnErrorSkip {
+		return fmt.Errorf("%w: %s: %w", wire.ErrUnreadable, it.e.Path, err)
+	}
+	s.Log.Warn("skipping unreadable file", "path", it.e.Path, "err", err)
+	s.c.skip(it.e.Path, err.Error())
+	s.c.filesDone.Add(1)
+	if werr := s.Conn.WriteMsg(&wire.FileEnd{ID: it.id, Status: wire.FileSkipped, Reason: err.Error()}); werr != nil {
+		return fmt.Errorf("send: %w", werr)
+	}
+	return nil
+}
+
+// changed reports a file that changed on the source while it was read.
+func (s *Sender) changed(it sendItem) error {
+	s.c.skip(it.e.Path, "changed on the source while it was read")
+	s.c.filesDone.Add(1)
+	if err := s.Conn.WriteMsg(&wire.FileEnd{ID: it.id, Status: wire.FileChanged, Reason: "changed while read"}); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}

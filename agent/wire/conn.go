@@ -1,0 +1,297 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// FrameCodec transforms Data payloads (compression, sealing). Encode returns
+// the transformed payload (which may alias dst's storage) and the flags that
+// describe it; Decode reverses it. seq is the frame's sequence number, to be
+// bound into authenticated data by sealing codecs. A nil FrameCodec sends
+// payloads unchanged.
+type FrameCodec interface {
+	Encode(dst, payload []byte, seq uint64) (out []byte, flags uint8, err error)
+	Decode(dst, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error)
+}
+
+// Limiter paces outgoing payload bytes (bandwidth limiting). WaitN blocks
+// until n bytes may be sent or ctx ends.
+type Limiter interface {
+	WaitN(ctx context.Context, n int) error
+}
+
+// Conn is a framed message connection. WriteMsg, WriteData and Flush may be
+// called from several goroutines; ReadMsg from one goroutine at a time.
+type Conn struct {
+	nc net.Conn
+	cr countingReader
+	cw countingWriter
+
+	// Guarded by wmu.
+	wmu     sync.Mutex
+	bw      *bufio.Writer
+	enc     Encoder
+	seq     uint64
+	codec   FrameCodec
+	codeBuf []byte
+
+	// Used only by the reading goroutine.
+	br      *bufio.Reader
+	rbuf    []byte
+	rseq    uint64
+	dcodec  FrameCodec
+	decoBuf []byte
+
+	limiter Limiter
+}
+
+// NewConn wraps nc. Buffer sizes are generous for bulk transfer.
+func NewConn(nc net.Conn) *Conn {
+	c := &Conn{nc: nc}
+	c.cr.r = nc
+	c.cw.w = nc
+	c.br = bufio.NewReaderSize(&c.cr, 256<<10)
+	c.bw = bufio.NewWriterSize(&c.cw, 256<<10)
+	return c
+}
+
+// SetCodec installs the payload codec for both directions. Call before any
+// Data frame is exchanged.
+func (c *Conn) SetCodec(fc FrameCodec) {
+	c.wmu.Lock()
+	c.codec = fc
+	c.wmu.Unlock()
+	c.dcodec = fc
+}
+
+// SetLimiter installs a bandwidth limiter for outgoing Data payloads.
+func (c *Conn) SetLimiter(l Limiter) { c.limiter = l }
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Close closes the underlying connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// BytesWritten is the number of bytes written to the connection so far.
+func (c *Conn) BytesWritten() int64 { return c.cw.n.Load() }
+
+// BytesRead is the number of bytes read from the connection so far.
+func (c *Conn) BytesRead() int64 { return c.cr.n.Load() }
+
+// WriteMsg buffers one message. Call Flush to send buffered messages.
+func (c *Conn) WriteMsg(m Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(m)
+}
+
+// Send writes one message and flushes.
+func (c *Conn) Send(m Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writeLocked(m); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// Flush sends buffered messages.
+func (c *Conn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.bw.Flush()
+}
+
+func (c *Conn) writeLocked(m Message) error {
+	c.enc.b = c.enc.b[:0]
+	var payload []byte
+	if d, ok := m.(*Data); ok {
+		// Encode everything but the payload, then write the payload
+		// straight from the caller's buffer.
+		c.enc.Uvarint(d.ID)
+		c.enc.Varint(d.Offset)
+		c.enc.Uvarint(d.Seq)
+		c.enc.Byte(d.Flags)
+		c.enc.Uvarint(uint64(d.RawLen))
+		c.enc.Uvarint(uint64(len(d.Payload)))
+		payload = d.Payload
+	} else {
+		m.Encode(&c.enc)
+	}
+	n := 1 + len(c.enc.b) + len(payload)
+	if n > MaxFrameSize {
+		return fmt.Errorf("%w: %s of %d bytes (limit %d)", ErrFrameTooLarge, m.Kind(), n, MaxFrameSize)
+	}
+	var hdr [5]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(n))
+	hdr[4] = byte(m.Kind())
+	if _, err := c.bw.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := c.bw.Write(c.enc.b); err != nil {
+		return err
+	}
+	if len(payload) > 0 {
+		if _, err := c.bw.Write(payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteData sends raw as content of file id at off: it waits for the
+// bandwidth limiter, applies the codec, assigns the sequence number and
+// buffers the frame. raw may be reused once WriteData returns.
+func (c *Conn) WriteData(ctx context.Context, id uint64, off int64, raw []byte) error {
+	if len(raw) > MaxDataPayload {
+		return fmt.Errorf("%w: data payload of %d bytes", ErrFrameTooLarge, len(raw))
+	}
+	if c.limiter != nil {
+		if err := c.limiter.WaitN(ctx, len(raw)); err != nil {
+			return err
+		}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	d := Data{ID: id, Offset: off, Seq: c.seq, RawLen: uint32(len(raw)), Payload: raw}
+	c.seq++
+	if c.codec != nil {
+		out, flags, err := c.codec.Encode(c.codeBuf[:0], raw, d.Seq)
+		if err != nil {
+			return fmt.Errorf("encode frame %d: %w", d.Seq, err)
+		}
+		c.codeBuf = out[:0]
+		d.Payload, d.Flags = out, flags
+	}
+	return c.writeLocked(&d)
+}
+
+// ReadMsg reads the next message. An Error message is returned as a message
+// (use (*Error).Err); transport errors and malformed frames as errors.
+// Data payloads alias an internal buffer valid until the next ReadMsg; the
+// codec has already been undone and Seq checked.
+func (c *Conn) ReadMsg() (Message, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n > MaxFrameSize {
+		return nil, fmt.Errorf("%w: peer sent %d bytes (limit %d)", ErrFrameTooLarge, n, MaxFrameSize)
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("%w: empty frame", ErrProtocol)
+	}
+	m, err := newMessage(Kind(hdr[4]))
+	if err != nil {
+		return nil, err
+	}
+	body := int(n) - 1
+	if cap(c.rbuf) < body {
+		c.rbuf = make([]byte, body, max(body, 64<<10))
+	}
+	c.rbuf = c.rbuf[:body]
+	if _, err := io.ReadFull(c.br, c.rbuf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	d := NewDecoder(c.rbuf)
+	if err := m.Decode(d); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", m.Kind(), err)
+	}
+	if d.Remaining() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, d.Remaining(), m.Kind())
+	}
+	if dm, ok := m.(*Data); ok {
+		if dm.Seq != c.rseq {
+			return nil, fmt.Errorf("%w: data frame seq %d, want %d", ErrProtocol, dm.Seq, c.rseq)
+		}
+		c.rseq++
+		if c.dcodec != nil {
+			out, err := c.dcodec.Decode(c.decoBuf[:0], dm.Payload, dm.Flags, dm.Seq, int(dm.RawLen))
+			if err != nil {
+				return nil, fmt.Errorf("decode frame %d: %w", dm.Seq, err)
+			}
+			c.decoBuf = out[:0]
+			dm.Payload = out
+		} else if dm.Flags != 0 {
+			return nil, fmt.Errorf("%w: data frame flags %#x without a negotiated codec", ErrProtocol, dm.Flags)
+		}
+		if len(dm.Payload) != int(dm.RawLen) {
+			return nil, fmt.Errorf("%w: data frame of %d bytes, header says %d", ErrProtocol, len(dm.Payload), dm.RawLen)
+		}
+	}
+	return m, nil
+}
+
+// Handshake sends local's Hello and reads the peer's. It fails with
+// ErrVersionMismatch (naming both versions) when the versions differ, and
+// with the peer's error if the peer refused us.
+func (c *Conn) Handshake(local *Hello) (*Hello, error) {
+	errc := make(chan error, 1)
+	go func() { errc <- c.Send(local) }() // net.Pipe writes block until read
+	m, rerr := c.ReadMsg()
+	werr := <-errc
+	if rerr != nil {
+		return nil, fmt.Errorf("read hello: %w", rerr)
+	}
+	peer, ok := m.(*Hello)
+	if !ok {
+		return nil, unexpected(m, "Hello")
+	}
+	if err := checkVersion(local, peer); err != nil {
+		return nil, err
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("send hello: %w", werr)
+	}
+	return peer, nil
+}
+
+// Expect reads the next message and returns it as T, or an error if it is
+// an Error message or of another kind.
+func Expect[T Message](c *Conn) (T, error) {
+	var zero T
+	m, err := c.ReadMsg()
+	if err != nil {
+		return zero, err
+	}
+	t, ok := m.(T)
+	if !ok {
+		return zero, unexpected(m, zero.Kind().String())
+	}
+	return t, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,54 @@
+// Package wire is Ferry's data-channel protocol between agents and between
+// the ferry CLI (the controller) and an agent. It runs over a mutually
+// authenticated TLS 1.3 connection (see package pki).
+//
+// # Framing
+//
+// Every message is one frame:
+//
+//	uint32 big-endian length of what follows (kind byte + body)
+//	uint8  kind
+//	body   kind-specific binary encoding (see enc.go)
+//
+// A frame larger than MaxFrameSize is refused with ErrFrameTooLarge before
+// its body is read. Integers are unsigned varints (zigzag for signed),
+// strings and byte slices are a varint length and the raw bytes, so file
+// names round-trip as arbitrary bytes (invalid UTF-8 included).
+//
+// # Handshake
+//
+// Both ends send a Hello first and read the peer's. Version must be equal on
+// both sides; otherwise both ends fail with ErrVersionMismatch naming both
+// versions. Capabilities (Caps) list optional features (compression,
+// payload ciphers, ...); a feature is used only when both ends list it.
+//
+// # Conversations
+//
+// Controller → agent (one connection per request):
+//
+//	Hello ⇄ Hello
+//	ReceiveJob  → target agent; it answers JobAccepted, later JobDone
+//	SendJob     → source agent; it answers Progress* and then JobDone
+//	VerifyScan  → either agent; it answers ManifestBatch* and ManifestEnd
+//
+// Source agent → target agent (the data connection of a job):
+//
+//	Hello ⇄ Hello, Attach (job id + one-time token from JobAccepted)
+//	source: EntryBatch* … ScanEnd          (the file list, batched, pipelined)
+//	target: NeedBatch*                     (what it wants for each regular file)
+//	source: Data* FileEnd per wanted file  (several files interleaved by ID)
+//	source: SendEnd
+//	target: JobDone (its half of the summary), then both close.
+//
+// An Error message may be sent by either end at any time and ends the
+// conversation; its Code maps to a sentinel error through one table
+// (errors.go).
+//
+// # Payload frames
+//
+// Data frames carry a per-connection sequence number and flags. A payload
+// passes sender-side through bandwidth limiting, then the optional
+// compression and sealing stages (FrameCodec); the receiver undoes them in
+// reverse order. The sequence number is what a sealing codec binds into its
+// authenticated data.
+package wire

@@ -1,0 +1,23 @@
+package wire
+
+// Protocol version and size limits.
+const (
+	// Version is the protocol version this build speaks. Peers must speak
+	// the same version.
+	Version = 1
+
+	// MaxFrameSize bounds one frame (kind byte + body).
+	MaxFrameSize = MaxDataPayload + 64<<10
+	// MaxDataPayload bounds the payload of one Data frame.
+	MaxDataPayload = 4 << 20
+	// MaxBatchEntries bounds the entries of one EntryBatch, NeedBatch or
+	// ManifestBatch.
+	MaxBatchEntries = 4096
+	// MaxListLen bounds any other list inside a message (xattrs, caps,
+	// excludes, block hashes).
+	MaxListLen = 1 << 20
+	// MaxPathLen bounds a relative path (PATH_MAX).
+	MaxPathLen = 4096
+	// HashSize is the size of a block hash (XXH3-128).
+	HashSize = 16
+)
