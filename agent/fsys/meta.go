@@ -128,7 +128,14 @@ func (m metaTarget) chmod(mode uint32) error {
 	if e != unix.ENOSYS {
 		return e
 	}
-	fd, err := unix.Openat(m.dirfd, m.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	return chmodViaProc(m.dirfd, m.name, mode)
+}
+
+// chmodViaProc is chmod without fchmodat2: it pins the exact inode with an
+// O_PATH|O_NOFOLLOW fd, refuses a symlink, and changes the inode through
+// its /proc/self/fd magic link.
+func chmodViaProc(dirfd int, name string, mode uint32) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}

@@ -482,3 +482,33 @@ func unwrapPathErr(err error) error {
 	}
 	return err
 }
+
+// ReadDir lists the directory rel (OpenDir then the package-level
+// ReadDir): names, types and inode numbers, sorted by name bytes.
+func (r *Root) ReadDir(rel string) ([]Entry, error) {
+	d, err := r.OpenDir(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	kids, err := ReadDir(int(d.Fd()))
+	if err != nil {
+		return nil, r.pathErr("readdir", rel, err)
+	}
+	return kids, nil
+}
+
+// Space returns the size of the file system holding the root and the
+// bytes available to the agent (statfs f_blocks and f_bavail times
+// f_frsize), for free-space prechecks.
+func (r *Root) Space() (total, avail uint64, err error) {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(r.fd, &st); err != nil {
+		return 0, 0, r.pathErr("statfs", "", err)
+	}
+	bs := uint64(st.Frsize)
+	if bs == 0 {
+		bs = uint64(st.Bsize)
+	}
+	return st.Blocks * bs, st.Bavail * bs, nil
+}
