@@ -5,7 +5,9 @@
 //
 // # Safety model
 //
-// A Root holds an open fd of the root directory. Every Root method:
+// A Root holds an open fd of the root directory (OpenRoot resolves the
+// root's own path normally, symlinks included: that path is the
+// operator's, not a peer's). Every Root method:
 //
 //  1. checks the relative path with CleanRel: absolute paths and ".."
 //     components fail with ErrEscapes; NUL bytes, empty or "." components
@@ -88,8 +90,12 @@
 // and fs.ErrExist.
 //
 // Contract deviations from the original API sketch: none in names or
-// signatures. Additions: Root.Sub, Root.Name, PunchHole, ErrInvalidPath,
-// ErrSymlinkInPath, Type.String, Entry.Xattr, the DiffKind constants.
+// signatures. Additions: Root.Sub, Root.Name, Root.ReadDir, Root.Space,
+// PunchHole, ErrInvalidPath, ErrSymlinkInPath, Type.String, Entry.Xattr,
+// the DiffKind constants. CleanRel returns ErrEscapes only for absolute
+// paths and "..", ErrInvalidPath for the other malformed paths: a receiver
+// should treat both (and ErrSymlinkInPath) as a peer naming a path it must
+// not.
 // CompareMeta never reports DiffMissing, DiffExtra, DiffContent or
 // DiffHardlink: those need trees and content, which the engine has.
 package fsys

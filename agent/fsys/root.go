@@ -19,11 +19,11 @@ type Root struct {
 	name string // for error messages only
 }
 
-// OpenRoot opens dir (which must be a directory; a symlink as the final
-// component of dir is refused) as a Root. dir itself is resolved normally:
-// the confinement applies to paths beneath it.
+// OpenRoot opens the directory dir as a Root. dir itself is resolved like
+// any path, symlinks included: it is the operator's choice, not a peer's.
+// The confinement applies to every path beneath it.
 func OpenRoot(dir string) (*Root, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open root", Path: dir, Err: err}
 	}

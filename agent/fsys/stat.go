@@ -13,14 +13,14 @@ import (
 // Lstat returns the full Entry of the child name of the open directory
 // dirfd, without following a symlink at name: type, mode, owner, size,
 // nanosecond times, rdev, symlink target, every xattr, and Dev/Ino/Nlink.
-// name must be a single component, or "." for dirfd itself. Path is set to
-// name. It costs one fstatat plus one listxattrat (plus one getxattrat per
+// name must be a single component, or "." for dirfd itself ("..", "" and
+// names with '/' or NUL fail with ErrInvalidPath). Path is set to name. It costs one fstatat plus one listxattrat (plus one getxattrat per
 // attribute, and a readlinkat for a symlink).
 //
 // Errors are *os.PathError wrapping the errno, so errors.Is(err,
 // fs.ErrNotExist) works for a missing child.
 func Lstat(dirfd int, name string) (Entry, error) {
-	if name == "" || strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0 {
+	if name == "" || name == ".." || strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0 {
 		return Entry{}, &os.PathError{Op: "lstat", Path: name, Err: ErrInvalidPath}
 	}
 	var st unix.Stat_t
