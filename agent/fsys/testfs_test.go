@@ -61,6 +61,11 @@ func fsFeatureGap(dir string) string {
 func fidelityDir(t *testing.T) string {
 	t.Helper()
 	requireRoot(t)
+	for _, tool := range []string{"setfacl", "getfacl", "setcap", "getcap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (Debian packages acl and libcap2-bin; .ci/install-packages installs them)", tool)
+		}
+	}
 	d := t.TempDir()
 	gap := fsFeatureGap(d)
 	if gap == "" && os.Getenv("FERRY_FSYS_LOOP") != "1" {
