@@ -28,13 +28,13 @@ type Summary struct {
 	Specials  int64 `json:"specials"` // FIFOs, devices, sockets
 	Hardlinks int64 `json:"hardlinks"`
 	// Transfer.
-	FilesSent     int64 `json:"files_sent"`      // files whose content (or part) was sent
-	BytesSent     int64 `json:"bytes_sent"`      // content bytes sent (before compression)
+	FilesSent     int64 `json:"files_sent"`       // files whose content (or part) was sent
+	BytesSent     int64 `json:"bytes_sent"`       // content bytes sent (before compression)
 	FilesUpToDate int64 `json:"files_up_to_date"` // regular files already identical on the target
-	DeltaFiles    int64 `json:"delta_files"`     // files sent as block deltas
-	ResumedFiles  int64 `json:"resumed_files"`   // partial files continued from a checkpoint
-	ResumedBytes  int64 `json:"resumed_bytes"`   // bytes not re-sent thanks to those checkpoints
-	BytesOnWire   int64 `json:"bytes_on_wire"`   // bytes written by the source to the data connection
+	DeltaFiles    int64 `json:"delta_files"`      // files sent as block deltas
+	ResumedFiles  int64 `json:"resumed_files"`    // partial files continued from a checkpoint
+	ResumedBytes  int64 `json:"resumed_bytes"`    // bytes not re-sent thanks to those checkpoints
+	BytesOnWire   int64 `json:"bytes_on_wire"`    // bytes written by the source to the data connection
 	BytesFromPeer int64 `json:"bytes_from_target"`
 	// Target side.
 	Target TargetSummary `json:"target"`

@@ -2,16 +2,60 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 
+	"github.com/ferry-migrate/ferry/agent"
+	"github.com/ferry-migrate/ferry/agent/pki"
 	"github.com/spf13/cobra"
 )
 
 func newAgentCmd() *cobra.Command {
-	return &cobra.Command{
+	var listen, dataDir, caDir string
+	var ckpt int64
+	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "not implemented yet",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("ferry agent: not implemented yet")
+		Short: "Run the per-host agent (data channel over mutual TLS 1.3)",
+		Long: `Run the per-host agent. It serves the data channel on --listen over mutually
+authenticated TLS 1.3 and keeps job checkpoints under --data-dir. With
+--ca CADIR holding a CA key (ferry ca init), the agent issues itself a
+certificate into DATADIR/identity; peers need a certificate from the same CA.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if caDir == "" {
+				return errors.New("--ca is required")
+			}
+			if dataDir == "" {
+				return errors.New("--data-dir is required")
+			}
+			host, _ := os.Hostname()
+			sans := []string{host}
+			if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+				sans = append(sans, h)
+			}
+			id, err := pki.LoadOrIssue(caDir, filepath.Join(dataDir, "identity"), "ferry-agent "+host, sans)
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(agent.Config{Listen: listen, DataDir: dataDir,
+				ServerTLS: id.ServerTLS(), ClientTLS: id.ClientTLS(), CheckpointBytes: ckpt})
+			if err != nil {
+				return err
+			}
+			// Scripts and tests read the bound address from stdout.
+			fmt.Fprintln(cmd.OutOrStdout(), "listening on "+a.Addr().String())
+			return a.Serve(cmd.Context())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", envOr("FERRY_LISTEN", ":7780"), "TCP address to serve the data channel on")
+	f.StringVar(&dataDir, "data-dir", envOr("FERRY_DATA_DIR", ""), "directory for checkpoints and the agent's identity")
+	f.StringVar(&caDir, "ca", envOr("FERRY_CA", ""), "certificate authority directory (ferry ca init)")
+	def, _ := strconv.ParseInt(envOr("FERRY_CHECKPOINT_BYTES", "0"), 10, 64)
+	f.Int64Var(&ckpt, "checkpoint-bytes", def, "make large files durable every N bytes (0: default 64 MiB)")
+	f.MarkHidden("checkpoint-bytes")
+	return cmd
 }

@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// checkRoot validates a job root on this host: absolute, an existing
+// directory (created for a receive job when create is set).
+func checkRoot(root string, create bool) error {
+	if !filepath.IsAbs(root) {
+		return fmt.Errorf("%w: root %q is not an absolute path", wire.ErrBadPath, root)
+	}
+	st, err := os.Stat(root)
+	if errors.Is(err, os.ErrNotExist) && create {
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return fmt.Errorf("create root: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: root %q", wire.ErrNotFound, root)
+		}
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%w: root %q is not a directory", wire.ErrBadPath, root)
+	}
+	return nil
+}
+
+// claim marks job id as running; false if it already is.
+func (a *Agent) claim(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running[id] {
+		return false
+	}
+	a.running[id] = true
+	return true
+}
+
+func (a *Agent) release(id string) {
+	a.mu.Lock()
+	delete(a.running, id)
+	delete(a.waiting, id)
+	a.mu.Unlock()
+}
+
+// watchController cancels ctx when the controller connection ends or sends
+// Cancel. The job's messages to the controller are only written, never
+// read, so this is the only reader.
+func watchController(ctx context.Context, c *wire.Conn, cancel context.CancelCauseFunc) {
+	go func() {
+		for {
+			m, err := c.ReadMsg()
+			if err != nil {
+				cancel(fmt.Errorf("%w: controller connection closed", wire.ErrCanceled))
+				return
+			}
+			if _, ok := m.(*wire.Cancel); ok {
+				cancel(fmt.Errorf("%w: by controller", wire.ErrCanceled))
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (a *Agent) opts(o wire.JobOptions) wire.JobOptions {
+	if a.cfg.CheckpointBytes > 0 {
+		o.CheckpointBytes = a.cfg.CheckpointBytes
+	}
+	return o
+}
+
+// receive runs the target half of a job for a controller.
+func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, log *slog.Logger) {
+	log = log.With("job", m.JobID, "role", "target")
+	fail := func(err error) {
+		log.Warn("receive job failed", "err", err)
+		c.Send(wire.ErrorMsg(err))
+	}
+	opts := a.opts(m.Opts)
+	if err := mirror.Normalize(&opts); err != nil {
+		fail(err)
+		return
+	}
+	if err := checkRoot(m.Root, true); err != nil {
+		fail(err)
+		return
+	}
+	if !a.claim(m.JobID) {
+		fail(fmt.Errorf("%w: %s", wire.ErrBusy, m.JobID))
+		return
+	}
+	defer a.release(m.JobID)
+	var tok [16]byte
+	rand.Read(tok[:])
+	w := &waitingJob{token: hex.EncodeToString(tok[:]), attach: make(chan attached, 1)}
+	a.mu.Lock()
+	a.waiting[m.JobID] = w
+	a.mu.Unlock()
+	if err := c.Send(&wire.JobAccepted{Token: w.token}); err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchController(ctx, c, cancel)
+	var at attached
+	select {
+	case at = <-w.attach:
+	case <-time.After(AttachTimeout):
+		fail(fmt.Errorf("%w: no source agent attached within %s", wire.ErrCanceled, AttachTimeout))
+		return
+	case <-ctx.Done():
+		return
+	}
+	defer close(at.done)
+	log.Info("receiving", "root", m.Root)
+	r := &mirror.Receiver{Job: mirror.Job{ID: m.JobID, Root: m.Root, Opts: opts}, Conn: at.conn,
+		DataDir: a.cfg.DataDir, Log: log}
+	sum, err := r.Run(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	b, _ := json.Marshal(sum)
+	c.Send(&wire.JobDone{Summary: b})
+	log.Info("receive done", "files_written", sum.FilesWritten, "errors", len(sum.Errors))
+}
+
+// attach hands a source agent's data connection to the waiting job and
+// waits until the job is done with it.
+func (a *Agent) attach(ctx context.Context, c *wire.Conn, m *wire.Attach) {
+	a.mu.Lock()
+	w := a.waiting[m.JobID]
+	if w != nil && subtle.ConstantTimeCompare([]byte(w.token), []byte(m.Token)) == 1 {
+		delete(a.waiting, m.JobID)
+	} else {
+		w = nil
+	}
+	a.mu.Unlock()
+	if w == nil {
+		c.Send(wire.ErrorMsg(fmt.Errorf("%w: %s", wire.ErrUnknownJob, m.JobID)))
+		return
+	}
+	if err := c.Send(&wire.JobAccepted{}); err != nil {
+		return
+	}
+	done := make(chan struct{})
+	w.attach <- attached{conn: c, done: done}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// send runs the source half of a job for a controller.
+func (a *Agent) send(ctx context.Context, c *wire.Conn, m *wire.SendJob, log *slog.Logger) {
+	log = log.With("job", m.JobID, "role", "source")
+	fail := func(err error) {
+		log.Warn("send job failed", "err", err)
+		c.Send(wire.ErrorMsg(err))
+	}
+	opts := a.opts(m.Opts)
+	if err := mirror.Normalize(&opts); err != nil {
+		fail(err)
+		return
+	}
+	if err := checkRoot(m.Root, false); err != nil {
+		fail(err)
+		return
+	}
+	if !a.claim(m.JobID) {
+		fail(fmt.Errorf("%w: %s", wire.ErrBusy, m.JobID))
+		return
+	}
+	defer a.release(m.JobID)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchController(ctx, c, cancel)
+	dc, err := Dial(ctx, m.Target, a.cfg.ClientTLS)
+	if err != nil {
+		fail(fmt.Errorf("dial target agent %s: %w", m.Target, err))
+		return
+	}
+	defer dc.Close()
+	if err := dc.Send(&wire.Attach{JobID: m.JobID, Token: m.Token}); err != nil {
+		fail(fmt.Errorf("attach: %w", err))
+		return
+	}
+	if _, err := wire.Expect[*wire.JobAccepted](dc); err != nil {
+		fail(fmt.Errorf("attach to target: %w", err))
+		return
+	}
+	log.Info("sending", "root", m.Root, "target", m.Target)
+	s := &mirror.Sender{Job: mirror.Job{ID: m.JobID, Root: m.Root, Opts: opts}, Conn: dc,
+		DataDir: a.cfg.DataDir, Log: log,
+		OnProgress: func(p mirror.Progress) { c.Send(&p) }}
+	sum, err := s.Run(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	b, _ := json.Marshal(sum)
+	c.Send(&wire.JobDone{Summary: b})
+	log.Info("send done", "files", sum.Files, "bytes_sent", sum.BytesSent, "wire", sum.BytesOnWire)
+}
+
+// verify streams the manifest of a tree.
+func (a *Agent) verify(ctx context.Context, c *wire.Conn, m *wire.VerifyScan, log *slog.Logger) {
+	if err := checkRoot(m.Root, false); err != nil {
+		c.Send(wire.ErrorMsg(err))
+		return
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchController(ctx, c, cancel)
+	entries, err := mirror.Manifest(ctx, m.Root, m.Opts, a.cfg.DataDir)
+	if err != nil {
+		log.Warn("verify scan failed", "err", err)
+		c.Send(wire.ErrorMsg(err))
+		return
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), 1024)
+		if err := c.WriteMsg(&wire.ManifestBatch{Entries: entries[:n]}); err != nil {
+			return
+		}
+		entries = entries[n:]
+	}
+	c.Send(&wire.ManifestEnd{})
+}
+
+// Dial connects to an agent at addr over mutually authenticated TLS and
+// exchanges hellos. Returns wire.ErrVersionMismatch (wrapped) when the
+// agent speaks another protocol version.
+func Dial(ctx context.Context, addr string, cfg *tls.Config) (*wire.Conn, error) {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tuneTCP(nc)
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	c := wire.NewConn(tc)
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Handshake(hello(wire.RoleAgent)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return c, nil
+}
