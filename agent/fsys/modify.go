@@ -263,4 +263,3 @@ func removeAllAt(dirfd int, name string) error {
 	}
 	return err
 }
-
