@@ -18,25 +18,25 @@ type HealthOutput struct {
 }
 
 func (s *Server) registerHealth() {
-	huma.Register(s.api, huma.Operation{
+	register(s, huma.Operation{
 		OperationID: "get-health",
 		Method:      http.MethodGet,
 		Path:        "/healthz",
 		Summary:     "Liveness: the server process answers",
 		Tags:        []string{"Health"},
-	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
+	}, policy{Access: AccessPublic}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 		out := &HealthOutput{}
 		out.Body.Status = "ok"
 		return out, nil
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s, huma.Operation{
 		OperationID: "get-ready",
 		Method:      http.MethodGet,
 		Path:        "/readyz",
 		Summary:     "Readiness: the database and Temporal are reachable",
 		Tags:        []string{"Health"},
 		Errors:      []int{http.StatusServiceUnavailable},
-	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
+	}, policy{Access: AccessPublic}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		out := &HealthOutput{}

@@ -1,0 +1,362 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/ferry-migrate/ferry"
+)
+
+// HostFacts is what an agent reports about its host at enrollment and with
+// heartbeats.
+type HostFacts struct {
+	Hostname     string           `json:"hostname" minLength:"1" maxLength:"253"`
+	OS           string           `json:"os" minLength:"1" maxLength:"32" doc:"GOOS, e.g. linux"`
+	Platform     string           `json:"platform,omitempty" maxLength:"128" doc:"Distribution and version, e.g. Debian 12"`
+	Arch         string           `json:"arch" minLength:"1" maxLength:"32" doc:"GOARCH, e.g. amd64"`
+	Kernel       string           `json:"kernel,omitempty" maxLength:"256"`
+	CPUs         int              `json:"cpus" minimum:"0" maximum:"65536"`
+	MemoryBytes  int64            `json:"memoryBytes" minimum:"0"`
+	Disks        []ferry.HostDisk `json:"disks,omitempty" maxItems:"256"`
+	Addresses    []string         `json:"addresses,omitempty" maxItems:"64" doc:"IP addresses of the host"`
+	AgentVersion string           `json:"agentVersion" minLength:"1" maxLength:"64"`
+}
+
+func (f *HostFacts) apply(h *ferry.Host) {
+	h.Hostname, h.OS, h.Platform, h.Arch, h.Kernel = f.Hostname, f.OS, f.Platform, f.Arch, f.Kernel
+	h.CPUs, h.MemoryBytes, h.AgentVersion = f.CPUs, f.MemoryBytes, f.AgentVersion
+	h.Disks = nonNil(f.Disks)
+	h.Addresses = nonNil(f.Addresses)
+}
+
+// HostView is a host as the API shows it.
+type HostView struct {
+	*ferry.Host
+	Status ferry.HostStatus `json:"status" enum:"online,offline,revoked"`
+}
+
+// EnrollmentTokenView is an enrollment token without its secret.
+type EnrollmentTokenView struct {
+	ID          int64     `json:"id"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"createdAt"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+	UsedAt      time.Time `json:"usedAt,omitzero"`
+	HostID      string    `json:"hostId,omitempty"`
+}
+
+// CreateEnrollmentTokenInput is the body of create-enrollment-token.
+type CreateEnrollmentTokenInput struct {
+	Body struct {
+		Description string `json:"description,omitempty" maxLength:"512"`
+		TTLSeconds  int    `json:"ttlSeconds,omitempty" minimum:"0" maximum:"2592000" doc:"Lifetime; 0 means one hour"`
+	}
+}
+
+// CreateEnrollmentTokenOutput shows the secret once.
+type CreateEnrollmentTokenOutput struct {
+	Body struct {
+		Token string              `json:"token" doc:"Pass to: ferry agent --enroll URL --token TOKEN; shown only now"`
+		Info  EnrollmentTokenView `json:"enrollmentToken"`
+	}
+}
+
+// EnrollInput is an agent's enrollment request.
+type EnrollInput struct {
+	Body struct {
+		Token string    `json:"token" minLength:"1" maxLength:"128" doc:"The one-time enrollment token"`
+		Name  string    `json:"name,omitempty" maxLength:"253" doc:"Display name; default the hostname"`
+		Facts HostFacts `json:"facts"`
+		CSR   string    `json:"csr,omitempty" maxLength:"16384" doc:"PEM certificate request; without one the server generates the key and returns it"`
+	}
+}
+
+// EnrollOutput is the enrolled host's identity.
+type EnrollOutput struct {
+	Body EnrollResult
+}
+
+// EnrollResult is what an agent receives at enrollment.
+type EnrollResult struct {
+	HostID      string `json:"hostId"`
+	TaskQueue   string `json:"taskQueue" doc:"The Temporal task queue the agent polls"`
+	Certificate string `json:"certificate" doc:"PEM certificate for the data channel and the API"`
+	Key         string `json:"key,omitempty" doc:"PEM private key, only when no CSR was sent"`
+	CA          string `json:"ca" doc:"PEM certificate of the control plane's CA"`
+}
+
+// HeartbeatInput is an agent's heartbeat.
+type HeartbeatInput struct {
+	Body struct {
+		Facts   *HostFacts        `json:"facts,omitempty" doc:"Refreshed facts, when they changed"`
+		Metrics ferry.HostMetrics `json:"metrics"`
+	}
+}
+
+// HeartbeatOutput tells the agent its state.
+type HeartbeatOutput struct {
+	Body struct {
+		HostID string    `json:"hostId"`
+		Time   time.Time `json:"time" doc:"Server time, for clock-skew checks"`
+	}
+}
+
+// ListHostsInput filters list-hosts.
+type ListHostsInput struct {
+	PageQuery
+	Query   string `query:"q" maxLength:"253" doc:"Substring of name or hostname"`
+	Revoked string `query:"revoked" enum:"true,false" doc:"Only revoked (true) or only active (false) hosts"`
+}
+
+// HostListOutput is a page of hosts.
+type HostListOutput struct {
+	Body struct {
+		PageInfo
+		Items []HostView `json:"items"`
+	}
+}
+
+// HostIDPath is a host ID in a path.
+type HostIDPath struct {
+	ID string `path:"id" pattern:"^[a-z2-7]{16}$" patternDescription:"16-character host ID"`
+}
+
+// HostOutput is one host.
+type HostOutput struct {
+	Body HostView
+}
+
+// EnrollmentTokenListOutput lists enrollment tokens.
+type EnrollmentTokenListOutput struct {
+	Body struct {
+		Items []EnrollmentTokenView `json:"items"`
+	}
+}
+
+func (s *Server) registerHosts() {
+	tags := []string{"Hosts"}
+	read := policy{Access: AccessPermission, Permission: ferry.PermHostsRead}
+	manage := policy{Access: AccessPermission, Permission: ferry.PermHostsManage}
+	register(s, huma.Operation{OperationID: "list-hosts", Method: http.MethodGet, Path: "/api/v1/hosts", Tags: tags,
+		Summary: "List hosts"}, read, s.listHosts)
+	register(s, huma.Operation{OperationID: "get-host", Method: http.MethodGet, Path: "/api/v1/hosts/{id}", Tags: tags,
+		Summary: "Get a host", Errors: []int{http.StatusNotFound}}, read, s.getHost)
+	register(s, huma.Operation{OperationID: "revoke-host", Method: http.MethodPost, Path: "/api/v1/hosts/{id}/revoke", Tags: tags,
+		Summary: "Revoke a host: its certificate is refused from now on", Errors: []int{http.StatusNotFound}}, manage, s.revokeHost)
+	register(s, huma.Operation{OperationID: "create-enrollment-token", Method: http.MethodPost, Path: "/api/v1/hosts/enrollment-tokens", Tags: tags,
+		Summary: "Create a one-time enrollment token for a new host", DefaultStatus: http.StatusCreated}, manage, s.createEnrollmentToken)
+	register(s, huma.Operation{OperationID: "list-enrollment-tokens", Method: http.MethodGet, Path: "/api/v1/hosts/enrollment-tokens", Tags: tags,
+		Summary: "List enrollment tokens"}, manage, s.listEnrollmentTokens)
+	register(s, huma.Operation{OperationID: "enroll-agent", Method: http.MethodPost, Path: "/api/v1/agents/enroll", Tags: []string{"Agents"},
+		Summary:     "Register a host with a one-time enrollment token",
+		Description: "Authenticated by the enrollment token in the body. Returns the host's certificate issued by the control plane's CA.",
+		Errors:      []int{http.StatusUnauthorized, http.StatusServiceUnavailable}}, policy{Access: AccessPublic}, s.enroll)
+	register(s, huma.Operation{OperationID: "agent-heartbeat", Method: http.MethodPost, Path: "/api/v1/agents/heartbeat", Tags: []string{"Agents"},
+		Summary: "Report that the agent is alive, with fresh facts and metrics",
+		Description: "Authenticated by the agent's client certificate (mutual TLS on the HTTPS listener). " +
+			"A revoked host's certificate is refused."}, policy{Access: AccessHost, NoAudit: true}, s.heartbeat)
+}
+
+func (s *Server) hostView(h *ferry.Host) HostView {
+	return HostView{Host: h, Status: h.Status(s.now(), s.cfg.HostOfflineAfter)}
+}
+
+func (s *Server) listHosts(ctx context.Context, in *ListHostsInput) (*HostListOutput, error) {
+	f := ferry.HostFilter{Query: in.Query, Offset: in.Offset, Limit: in.Limit}
+	if in.Revoked != "" {
+		v := in.Revoked == "true"
+		f.Revoked = &v
+	}
+	hosts, total, err := s.db.ListHosts(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := &HostListOutput{}
+	out.Body.PageInfo = pageInfo(total, in.Offset, in.Limit)
+	out.Body.Items = []HostView{}
+	for _, h := range hosts {
+		out.Body.Items = append(out.Body.Items, s.hostView(h))
+	}
+	return out, nil
+}
+
+func (s *Server) getHost(ctx context.Context, in *HostIDPath) (*HostOutput, error) {
+	h, err := s.db.FindHostByID(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &HostOutput{Body: s.hostView(h)}, nil
+}
+
+func (s *Server) revokeHost(ctx context.Context, in *HostIDPath) (*HostOutput, error) {
+	setTarget(ctx, "host:%s", in.ID)
+	if err := s.db.RevokeHost(ctx, in.ID); err != nil {
+		return nil, err
+	}
+	s.revoked.invalidate()
+	return s.getHost(ctx, in)
+}
+
+func (s *Server) createEnrollmentToken(ctx context.Context, in *CreateEnrollmentTokenInput) (*CreateEnrollmentTokenOutput, error) {
+	ttl := time.Duration(in.Body.TTLSeconds) * time.Second
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	secret := ferry.NewSecret(enrollmentPrefix)
+	t := &ferry.EnrollmentToken{TokenHash: ferry.HashSecret(secret), Description: in.Body.Description,
+		CreatedByID: principalOf(ctx).User.ID, ExpiresAt: s.now().Add(ttl)}
+	if err := s.db.CreateEnrollmentToken(ctx, t); err != nil {
+		return nil, err
+	}
+	setTarget(ctx, "enrollment-token:%d", t.ID)
+	out := &CreateEnrollmentTokenOutput{}
+	out.Body.Token = secret
+	out.Body.Info = enrollmentTokenView(t)
+	return out, nil
+}
+
+func enrollmentTokenView(t *ferry.EnrollmentToken) EnrollmentTokenView {
+	return EnrollmentTokenView{ID: t.ID, Description: t.Description, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
+		UsedAt: t.UsedAt, HostID: t.HostID}
+}
+
+func (s *Server) listEnrollmentTokens(ctx context.Context, _ *struct{}) (*EnrollmentTokenListOutput, error) {
+	toks, err := s.db.ListEnrollmentTokens(ctx, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	out := &EnrollmentTokenListOutput{}
+	out.Body.Items = []EnrollmentTokenView{}
+	for _, t := range toks {
+		out.Body.Items = append(out.Body.Items, enrollmentTokenView(t))
+	}
+	return out, nil
+}
+
+func (s *Server) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, error) {
+	if s.cfg.CA == nil {
+		return nil, huma.Error503ServiceUnavailable("this server has no CA to issue agent certificates")
+	}
+	b := &in.Body
+	st := stateOf(ctx)
+	st.actor = "agent:" + b.Facts.Hostname
+	var csr *x509.CertificateRequest
+	if b.CSR != "" {
+		blk, _ := pem.Decode([]byte(b.CSR))
+		if blk == nil || blk.Type != "CERTIFICATE REQUEST" {
+			return nil, invalidField("csr", "must be a PEM certificate request")
+		}
+		c, err := x509.ParseCertificateRequest(blk.Bytes)
+		if err != nil || c.CheckSignature() != nil {
+			return nil, invalidField("csr", "is not a valid, self-signed certificate request")
+		}
+		csr = c
+	}
+	h := &ferry.Host{ID: ferry.NewID(), Name: b.Name}
+	if h.Name == "" {
+		h.Name = b.Facts.Hostname
+	}
+	b.Facts.apply(h)
+	setTarget(ctx, "host:%s", h.ID)
+	sans := append([]string{b.Facts.Hostname}, b.Facts.Addresses...)
+	var certPEM, keyPEM []byte
+	var err error
+	if csr != nil {
+		certPEM, err = s.cfg.CA.SignCSR([]byte(b.CSR), h.ID, sans, s.cfg.AgentCertTTL)
+	} else {
+		certPEM, keyPEM, err = s.cfg.CA.Issue(h.ID, sans, s.cfg.AgentCertTTL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issue agent certificate: %w", err)
+	}
+	blk, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse issued certificate: %w", err)
+	}
+	sum := sha256.Sum256(cert.Raw)
+	h.CertSerial = cert.SerialNumber.Text(16)
+	h.CertFingerprint = hex.EncodeToString(sum[:])
+	h.CertNotAfter = cert.NotAfter
+	h.LastSeenAt = s.now()
+	// The token is consumed and the host created in one transaction: a
+	// token enrolls at most one host.
+	if err := s.db.Enroll(ctx, ferry.HashSecret(b.Token), h); err != nil {
+		setDetail(ctx, "%s", ferry.ErrorMessage(err))
+		if ferry.ErrorCode(err) == ferry.EUNAUTHORIZED {
+			return nil, unauthorized("the enrollment token is unknown, expired or already used")
+		}
+		return nil, err
+	}
+	st.actor = "host:" + h.ID
+	return &EnrollOutput{Body: EnrollResult{HostID: h.ID, TaskQueue: h.TaskQueue(), Certificate: string(certPEM),
+		Key: string(keyPEM), CA: string(s.cfg.CA.CertPEM)}}, nil
+}
+
+// authenticateHost identifies an agent by its verified client certificate.
+func (s *Server) authenticateHost(hctx huma.Context) (*ferry.Host, error) {
+	cs := hctx.TLS()
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil, unauthorized("agents authenticate with their client certificate over HTTPS")
+	}
+	if s.cfg.CA == nil {
+		return nil, unauthorized("this server has no CA to verify agent certificates")
+	}
+	leaf := cs.PeerCertificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(s.cfg.CA.Cert)
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: s.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil, unauthorized("the client certificate was not issued by this control plane")
+	}
+	if s.IsRevoked(leaf.SerialNumber) {
+		return nil, unauthorized("the host's certificate is revoked")
+	}
+	h, err := s.db.FindHostByID(hctx.Context(), leaf.Subject.CommonName)
+	if err != nil {
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			return nil, unauthorized("no host for this certificate")
+		}
+		return nil, err
+	}
+	if !h.RevokedAt.IsZero() {
+		return nil, unauthorized("the host is revoked")
+	}
+	if h.CertSerial != leaf.SerialNumber.Text(16) {
+		return nil, unauthorized("the certificate is not the host's current one")
+	}
+	return h, nil
+}
+
+func (s *Server) heartbeat(ctx context.Context, in *HeartbeatInput) (*HeartbeatOutput, error) {
+	h := stateOf(ctx).host
+	if h == nil {
+		return nil, errors.New("heartbeat without host")
+	}
+	if in.Body.Facts != nil {
+		in.Body.Facts.apply(h)
+		if err := s.db.UpdateHost(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.db.Heartbeat(ctx, h.ID, in.Body.Metrics); err != nil {
+		return nil, err
+	}
+	out := &HeartbeatOutput{}
+	out.Body.HostID = h.ID
+	out.Body.Time = s.now()
+	return out, nil
+}
