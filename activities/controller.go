@@ -20,6 +20,12 @@ type SettingStore interface {
 // Controller holds the controller activities' dependencies.
 type Controller struct {
 	Settings SettingStore
+	// Events receives job events; nil logs them instead (tests, dev).
+	Events JobEventStore
+	// JobStates receives each job's state changes; nil skips them.
+	JobStates JobStateStore
+	// Schedules manages compare-plan schedules; nil refuses them.
+	Schedules ScheduleClient
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -1,5 +1,6 @@
-// Package worker is the control-plane Temporal worker: it registers Ferry's
-// workflows and the controller activities on the control task queue.
+// Package worker holds Ferry's Temporal workers: the control-plane worker
+// (workflows and controller activities, run by `ferry worker`) and the host
+// worker (host-bound activities, run by `ferry agent` on its host's queue).
 package worker
 
 import (
@@ -12,16 +13,18 @@ import (
 	"github.com/ferry-migrate/ferry/workflows"
 )
 
-// Config holds the worker's dependencies.
+// Config holds the control-plane worker's dependencies.
 type Config struct {
 	Client     client.Client
 	Controller *activities.Controller
 	// TaskQueue defaults to workflows.ControlTaskQueue.
 	TaskQueue string
+	// Options are passed to the SDK worker as they are.
+	Options sdkworker.Options
 }
 
-// New returns a worker with every workflow and controller activity registered.
-// It polls once Start or Run is called.
+// New returns the control-plane worker with every workflow and controller
+// activity registered. It polls once Start or Run is called.
 func New(cfg Config) (sdkworker.Worker, error) {
 	if cfg.Client == nil || cfg.Controller == nil {
 		return nil, fmt.Errorf("worker: client and controller are required")
@@ -30,8 +33,19 @@ func New(cfg Config) (sdkworker.Worker, error) {
 	if tq == "" {
 		tq = workflows.ControlTaskQueue
 	}
-	w := sdkworker.New(cfg.Client, tq, sdkworker.Options{})
-	w.RegisterWorkflow(workflows.SelfTest)
+	w := sdkworker.New(cfg.Client, tq, cfg.Options)
+	RegisterWorkflows(w)
 	w.RegisterActivity(cfg.Controller)
 	return w, nil
+}
+
+// RegisterWorkflows registers every Ferry workflow on r (a worker or a
+// replayer).
+func RegisterWorkflows(r interface {
+	RegisterWorkflow(any)
+}) {
+	r.RegisterWorkflow(workflows.SelfTest)
+	r.RegisterWorkflow(workflows.MigrationWorkflow)
+	r.RegisterWorkflow(workflows.WaveWorkflow)
+	r.RegisterWorkflow(workflows.CompareWorkflow)
 }
