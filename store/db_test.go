@@ -24,22 +24,26 @@ const pgEnv = "FERRY_TEST_POSTGRES_DSN"
 // dropped after it) when FERRY_TEST_POSTGRES_DSN is set.
 func forEachEngine(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	t.Helper()
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		fn(t, openMigrated(t, dsn))
+	})
+}
+
+// forEachDSN runs fn with the DSN of a fresh, empty database on each engine.
+func forEachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
-		fn(t, openSQLite(t))
+		fn(t, "sqlite:"+filepath.Join(t.TempDir(), "ferry.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		fn(t, openPostgres(t))
+		fn(t, postgresDSN(t))
 	})
 }
 
-func openSQLite(t *testing.T) *store.DB {
-	t.Helper()
-	return openMigrated(t, "sqlite:"+filepath.Join(t.TempDir(), "ferry.db"))
-}
-
-// openPostgres creates a database with a random name next to the one named
-// by FERRY_TEST_POSTGRES_DSN and drops it when the test ends.
-func openPostgres(t *testing.T) *store.DB {
+// postgresDSN creates a database with a random name next to the one named
+// by FERRY_TEST_POSTGRES_DSN, drops it when the test ends and returns its
+// DSN.
+func postgresDSN(t *testing.T) string {
 	t.Helper()
 	dsn := os.Getenv(pgEnv)
 	if dsn == "" {
@@ -66,12 +70,12 @@ func openPostgres(t *testing.T) *store.DB {
 		t.Fatalf("parse %s: %v", pgEnv, err)
 	}
 	u.Path = "/" + name
-	return openMigrated(t, u.String())
+	return u.String()
 }
 
-func openMigrated(t *testing.T, dsn string) *store.DB {
+// open opens dsn and closes it when the test ends.
+func open(t *testing.T, dsn string) *store.DB {
 	t.Helper()
-	ctx := context.Background()
 	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", dsn, err)
@@ -81,6 +85,12 @@ func openMigrated(t *testing.T, dsn string) *store.DB {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	return db
+}
+
+func openMigrated(t *testing.T, dsn string) *store.DB {
+	t.Helper()
+	db := open(t, dsn)
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}

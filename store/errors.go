@@ -158,9 +158,6 @@ func fromSQLite(e *sqlite.Error, table string, o op) *ferry.Error {
 	// "constraint failed: UNIQUE constraint failed: users.username (2067)"
 	msg := sqliteTailRE.ReplaceAllString(e.Error(), "")
 	msg = sqliteCodeMsg.ReplaceAllString(msg, "")
-	if e.Code() == sqliteConstraintTrigger {
-		return &ferry.Error{Code: ferry.EFORBIDDEN, Message: msg}
-	}
 	kind, detail, _ := strings.Cut(msg, " constraint failed")
 	detail = strings.TrimPrefix(detail, ": ")
 	switch kind {
@@ -179,6 +176,9 @@ func fromSQLite(e *sqlite.Error, table string, o op) *ferry.Error {
 		return checkError(table, detail)
 	case "NOT NULL":
 		return requiredError(table, detail)
+	}
+	if e.Code() == sqliteConstraintTrigger { // RAISE(ABORT, …) in a trigger
+		return &ferry.Error{Code: ferry.EFORBIDDEN, Message: msg}
 	}
 	return &ferry.Error{Code: ferry.EINVALID, Message: fmt.Sprintf("%s: %s", entity(table), msg)}
 }
