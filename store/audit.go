@@ -123,7 +123,7 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (ferry.AuditVerification, er
 			v.Checked++
 			switch {
 			case r.ID != lastID+1:
-				return broken(r.ID, "records %d to %d are missing before record %d", lastID+1, r.ID-1, r.ID)
+				return broken(r.ID, "%s missing before record %d", span(lastID+1, r.ID-1), r.ID)
 			case r.ComputeHash(r.PrevHash) != r.Hash:
 				return broken(r.ID, "record %d was altered: its content does not match its hash", r.ID)
 			case r.PrevHash != prevHash:
@@ -137,10 +137,18 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (ferry.AuditVerification, er
 	}
 	switch {
 	case lastID != head.LastID:
-		return broken(lastID+1, "records %d to %d are missing at the end of the log", lastID+1, head.LastID)
+		return broken(lastID+1, "%s missing at the end of the log", span(lastID+1, head.LastID))
 	case prevHash != head.LastHash:
 		return broken(lastID, "record %d does not match the chain head", lastID)
 	}
 	v.Valid = true
 	return v, nil
+}
+
+// span names the records from first to last.
+func span(first, last int64) string {
+	if first == last {
+		return fmt.Sprintf("record %d is", first)
+	}
+	return fmt.Sprintf("records %d to %d are", first, last)
 }
