@@ -31,7 +31,7 @@ func (j *Journal) Ack(seq uint64) error {
 		j.mu.Unlock()
 		return fmt.Errorf("%w: ack %d, durable %d", ErrAckBeyondDurable, seq, durable)
 	}
-	m := meta{acked: seq, floor: j.next}
+	m := meta{acked: seq, floor: j.floor}
 	j.mu.Unlock()
 
 	if err := writeMeta(j.dir, m); err != nil {
@@ -90,6 +90,7 @@ func (j *Journal) Reset() error {
 	if err := writeMeta(j.dir, meta{acked: j.next - 1, floor: j.next}); err != nil {
 		return err
 	}
+	j.floor = j.next
 	old := j.segs
 	seg, err := createSegment(j.dir, j.next)
 	if err != nil {

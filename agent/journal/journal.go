@@ -100,10 +100,13 @@ type Journal struct {
 	written  uint64 // last seq written to a file
 	durable  uint64 // last seq flushed
 	acked    uint64
-	cum      int64 // backlog byte total through the last record
-	disk     int64 // sum of segment sizes
-	err      error // sticky write or flush failure
-	closed   bool
+	// floor is the first seq after the last Reset: segments wholly below it
+	// are leftovers of that Reset.
+	floor  uint64
+	cum    int64 // backlog byte total through the last record
+	disk   int64 // sum of segment sizes
+	err    error // sticky write or flush failure
+	closed bool
 	// durableCh is closed (and replaced) whenever durable advances.
 	durableCh chan struct{}
 	kick      chan bool // true: flush now, skipping SyncInterval

@@ -132,6 +132,7 @@ func (j *Journal) recover() error {
 		j.next = max(j.next, kept[len(kept)-1].last+1)
 	}
 	j.acked = min(m.acked, j.next-1)
+	j.floor = m.floor
 	j.cum = lastCum + lastWeight
 	// Drop segments wholly acknowledged (a crash between ack and removal)
 	// or from before a Reset, keeping at least the active one.
