@@ -40,8 +40,27 @@ func (f *HostFacts) apply(h *ferry.Host) {
 
 // HostView is a host as the API shows it.
 type HostView struct {
-	*ferry.Host
-	Status ferry.HostStatus `json:"status" enum:"online,offline,revoked"`
+	ID              string            `json:"id"`
+	Name            string            `json:"name"`
+	Status          ferry.HostStatus  `json:"status" enum:"online,offline,revoked"`
+	Hostname        string            `json:"hostname"`
+	OS              string            `json:"os"`
+	Platform        string            `json:"platform"`
+	Arch            string            `json:"arch"`
+	Kernel          string            `json:"kernel"`
+	CPUs            int               `json:"cpus"`
+	MemoryBytes     int64             `json:"memoryBytes"`
+	Disks           []ferry.HostDisk  `json:"disks"`
+	Addresses       []string          `json:"addresses"`
+	AgentVersion    string            `json:"agentVersion"`
+	TaskQueue       string            `json:"taskQueue"`
+	CertSerial      string            `json:"certSerial"`
+	CertFingerprint string            `json:"certFingerprint"`
+	CertNotAfter    time.Time         `json:"certNotAfter,omitzero"`
+	Metrics         ferry.HostMetrics `json:"metrics"`
+	LastSeenAt      time.Time         `json:"lastSeenAt,omitzero"`
+	RevokedAt       time.Time         `json:"revokedAt,omitzero"`
+	CreatedAt       time.Time         `json:"createdAt"`
 }
 
 // EnrollmentTokenView is an enrollment token without its secret.
@@ -167,7 +186,11 @@ func (s *Server) registerHosts() {
 }
 
 func (s *Server) hostView(h *ferry.Host) HostView {
-	return HostView{Host: h, Status: h.Status(s.now(), s.cfg.HostOfflineAfter)}
+	return HostView{ID: h.ID, Name: h.Name, Status: h.Status(s.now(), s.cfg.HostOfflineAfter), Hostname: h.Hostname,
+		OS: h.OS, Platform: h.Platform, Arch: h.Arch, Kernel: h.Kernel, CPUs: h.CPUs, MemoryBytes: h.MemoryBytes,
+		Disks: nonNil(h.Disks), Addresses: nonNil(h.Addresses), AgentVersion: h.AgentVersion, TaskQueue: h.TaskQueue(),
+		CertSerial: h.CertSerial, CertFingerprint: h.CertFingerprint, CertNotAfter: h.CertNotAfter, Metrics: h.Metrics,
+		LastSeenAt: h.LastSeenAt, RevokedAt: h.RevokedAt, CreatedAt: h.CreatedAt}
 }
 
 func (s *Server) listHosts(ctx context.Context, in *ListHostsInput) (*HostListOutput, error) {

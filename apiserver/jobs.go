@@ -403,8 +403,8 @@ func (s *Server) updateJob(ctx context.Context, in *UpdateJobInput) (*JobOutput,
 	if err != nil {
 		return nil, err
 	}
-	if in.Body.Version != 0 && in.Body.Version != j.Version {
-		return nil, ferry.Errorf(ferry.ECONFLICT, "job %s changed since version %d (now %d): read it again", j.ID, in.Body.Version, j.Version)
+	if in.Body.Version != 0 {
+		j.Version = in.Body.Version // the store refuses a stale version
 	}
 	in.Body.JobOptions.apply(j)
 	if err := j.Validate(); err != nil {
