@@ -18,10 +18,19 @@ func (j *Journal) syncLoop() {
 	for {
 		now := <-j.kick
 		if !now && j.interval > 0 {
+			// Later appends' kicks are absorbed (this flush covers them);
+			// Sync and Close cut the wait short.
 			t := time.NewTimer(j.interval)
-			select {
-			case <-t.C:
-			case <-j.kick: // Sync or Close asked for it now
+		gather:
+			for {
+				select {
+				case <-t.C:
+					break gather
+				case now := <-j.kick:
+					if now {
+						break gather
+					}
+				}
 			}
 			t.Stop()
 		}

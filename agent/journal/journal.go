@@ -35,9 +35,10 @@ type Options struct {
 	// 16 MiB (capped to MaxBytes/4 so acknowledged space can be reclaimed).
 	SegmentBytes int64
 	// SyncInterval is how long the group commit waits after the first
-	// unsynced append to gather more before it flushes. Zero flushes as
-	// soon as the previous flush is done (appends arriving during a flush
-	// still share the next one). Negative means the default, 2 ms.
+	// unsynced append to gather more before it flushes; it caps the flush
+	// rate at one per interval. Zero means 2 ms. Negative flushes as soon
+	// as the previous flush is done (appends arriving during a flush still
+	// share the next one): lowest latency, most flushes.
 	SyncInterval time.Duration
 	// Logger receives recovery notices. Nil means slog.Default.
 	Logger *slog.Logger
@@ -128,8 +129,11 @@ func Open(dir string, opts Options) (*Journal, error) {
 		opts.SegmentBytes = 16 << 20
 	}
 	opts.SegmentBytes = min(opts.SegmentBytes, max(opts.MaxBytes/4, 4096))
-	if opts.SyncInterval < 0 {
+	switch {
+	case opts.SyncInterval == 0:
 		opts.SyncInterval = 2 * time.Millisecond
+	case opts.SyncInterval < 0:
+		opts.SyncInterval = 0
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
