@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/ferry-migrate/ferry/agent/mirror"
 	"github.com/ferry-migrate/ferry/agent/wire"
@@ -144,11 +145,17 @@ func (c *Controller) Mirror(ctx context.Context, req MirrorRequest, onProgress f
 		break
 	}
 	if serr != nil {
-		// Prefer the target's own error when it failed first (the
-		// source then only saw a cut connection).
+		// When the target failed first, the source only saw a cut
+		// connection: report the target's own error then.
 		sc.Close()
+		var terr error
+		select {
+		case terr = <-tdone:
+		case <-time.After(5 * time.Second):
+		}
 		tc.Close()
-		if terr := <-tdone; terr != nil && !errors.Is(serr, wire.ErrUnreadable) && errors.Is(terr, wire.ErrBadPath) {
+		var tre *wire.RemoteError
+		if terr != nil && errors.As(terr, &tre) && wire.CodeOf(serr) == wire.CodeInternal {
 			return sum, terr
 		}
 		return sum, serr

@@ -42,6 +42,34 @@ type openFile struct {
 	hi       int64 // end of the highest frame written
 	lastCkpt int64
 	wrote    bool
+	syncer   *syncer
+}
+
+// syncer makes a file durable in the background: the writer never waits
+// for the disk; a checkpoint is recorded only once fdatasync returned, for
+// the offset written before it started.
+type syncer struct {
+	mu       sync.Mutex
+	inflight bool // guarded by mu
+	done     bool // guarded by mu: the file was installed or discarded
+	wg       sync.WaitGroup
+}
+
+// stop prevents further checkpoint records for the file.
+func (s *syncer) stop() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+}
+
+// wait waits for a sync in flight (and its checkpoint record).
+func (s *syncer) wait() {
+	if s != nil {
+		s.wg.Wait()
+	}
 }
 
 func newApplier(r *Receiver, n int) *applier {
@@ -259,23 +287,43 @@ func copyExtents(dst, src *os.File, n int64) error {
 	return nil
 }
 
-// maybeCheckpoint makes a large file durable every CheckpointBytes and
-// records its offset (full sends and resumed partials only: a delta
-// against the final file is cheap to redo).
+// maybeCheckpoint starts a background fdatasync every CheckpointBytes and
+// records the offset once it is durable (full sends and resumed partials
+// only: a delta against the final file is cheap to redo).
 func (a *applier) maybeCheckpoint(of *openFile) error {
 	r := a.r
 	if of.p.base == "final" || r.ckpt.dir == "" || of.hi-of.lastCkpt < r.Job.Opts.CheckpointBytes {
 		return nil
 	}
-	if err := unix.Fdatasync(int(of.f.Fd())); err != nil {
-		r.objErr(of.p.e.Path, fmt.Errorf("fdatasync: %w", err))
+	if of.syncer == nil {
+		of.syncer = &syncer{}
+	}
+	sy := of.syncer
+	sy.mu.Lock()
+	defer sy.mu.Unlock()
+	if sy.inflight {
 		return nil
 	}
-	of.lastCkpt = of.hi
-	err := r.ckpt.save(partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs})
+	fd, err := unix.Dup(int(of.f.Fd()))
 	if err != nil {
-		r.Log.Warn("target: checkpoint failed", "path", of.p.e.Path, "err", err)
+		return nil
 	}
+	sy.inflight = true
+	of.lastCkpt = of.hi
+	ck := partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs}
+	sy.wg.Go(func() {
+		err := unix.Fdatasync(fd)
+		unix.Close(fd)
+		sy.mu.Lock()
+		defer sy.mu.Unlock()
+		sy.inflight = false
+		if err != nil || sy.done {
+			return
+		}
+		if err := r.ckpt.save(ck); err != nil {
+			r.Log.Warn("target: checkpoint failed", "path", ck.Path, "err", err)
+		}
+	})
 	return nil
 }
 
@@ -284,6 +332,7 @@ func (a *applier) maybeCheckpoint(of *openFile) error {
 func (a *applier) finishFile(of *openFile) {
 	r := a.r
 	e := &of.p.e
+	of.syncer.stop()
 	err := of.f.Truncate(e.Size)
 	if err == nil {
 		if merr := fsys.ApplyMetaFD(of.f, *e); merr != nil {
@@ -310,6 +359,7 @@ func (a *applier) finishFile(of *openFile) {
 
 // discard closes and removes a temporary file that will not be installed.
 func (a *applier) discard(of *openFile) {
+	of.syncer.stop()
 	if of.f != nil {
 		of.f.Close()
 	}
@@ -325,6 +375,7 @@ func (a *applier) abandon(of *openFile) {
 	if of.f == nil {
 		return
 	}
+	of.syncer.wait() // let the last checkpoint land
 	of.f.Close()
 	if ck, ok := a.r.ckpt.get(of.p.e.Path); ok && ck.TmpRel == of.tmpRel {
 		return

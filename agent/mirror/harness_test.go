@@ -10,7 +10,7 @@ import (
 )
 
 // pair returns two connected wire.Conns over loopback TCP.
-func pair(t *testing.T) (*wire.Conn, *wire.Conn) {
+func pair(t testing.TB) (*wire.Conn, *wire.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +46,7 @@ type result struct {
 }
 
 // mirrorOnce runs a sender and a receiver against each other.
-func mirrorOnce(t *testing.T, src, dst, dataDir string, opts Options, tweak func(*Sender, *Receiver)) result {
+func mirrorOnce(t testing.TB, src, dst, dataDir string, opts Options, tweak func(*Sender, *Receiver)) result {
 	t.Helper()
 	sc, rc := pair(t)
 	s := &Sender{Job: Job{ID: "job1", Root: src, Opts: opts}, Conn: sc}
@@ -98,4 +98,8 @@ func mustIdentical(t *testing.T, src, dst string, opts Options) {
 		}
 		t.FailNow()
 	}
+}
+
+func mirrorOnceB(b *testing.B, src, dst, dataDir string, opts Options) result {
+	return mirrorOnce(b, src, dst, dataDir, opts, nil)
 }

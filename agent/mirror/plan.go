@@ -182,11 +182,9 @@ func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, has
 	e := &fe.Entry
 	p := &plan{e: *e, action: wire.NeedFull}
 	isFile := exists && cur.Type == fsys.TypeFile
-	if isFile && cur.Nlink > 1 {
-		// A hardlinked target file must not be patched through another
-		// name's content: rewrite it whole under a new inode.
-		isFile = false
-	}
+	// (A hardlinked target file is never patched in place: content is
+	// always written to a new inode and renamed, and finish re-links the
+	// other names.)
 	quickSame := isFile && cur.Size == e.Size && cur.MtimeNs == e.MtimeNs
 	if ck, ok := r.ckpt.get(e.Path); ok {
 		if !quickSame && ck.Size == e.Size && ck.MtimeNs == e.MtimeNs {

@@ -156,6 +156,10 @@ func (s *Sender) Run(ctx context.Context) (Summary, error) {
 	cancel(errJobFinished)
 	wg.Wait()
 	if err := context.Cause(ctx); !errors.Is(err, errJobFinished) {
+		if s.OnProgress != nil {
+			// The exact counters of a failed run (resume accounting).
+			s.OnProgress(s.c.progress(s.Conn.BytesWritten()))
+		}
 		return Summary{}, err
 	}
 	sum := s.summary(start)

@@ -16,8 +16,9 @@ const (
 	// MaxListLen bounds any other list inside a message (xattrs, caps,
 	// excludes, block hashes).
 	MaxListLen = 1 << 20
-	// MaxPathLen bounds a relative path (PATH_MAX).
-	MaxPathLen = 4096
+	// MaxPathLen bounds a relative path. Trees may nest deeper than
+	// PATH_MAX (4096); fsys resolves such paths in hops.
+	MaxPathLen = 32 << 10
 	// HashSize is the size of a block hash (XXH3-128).
 	HashSize = 16
 )

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+type sizes struct {
+	files int
+	big   int64
+	delta int64
+}
+
+type datasets struct {
+	small, large            string
+	deltaBase, deltaChanged string
+}
+
+// datasetDirs returns the directories of complete data sets.
+func datasetDirs(cache string, sz sizes) (datasets, error) {
+	tag := fmt.Sprintf("%d-%d-%d", sz.files, sz.big, sz.delta)
+	root := filepath.Join(cache, "data-"+tag)
+	if _, err := os.Stat(filepath.Join(root, ".complete")); err != nil {
+		return datasets{}, fmt.Errorf("data sets not built: %w", err)
+	}
+	return datasets{
+		small: filepath.Join(root, "small"), large: filepath.Join(root, "large"),
+		deltaBase: filepath.Join(root, "delta-base"), deltaChanged: filepath.Join(root, "delta-changed"),
+	}, nil
+}
+
+// buildDatasets creates the data sets under cache once (a marker file
+// records completion) and returns their directories.
+func buildDatasets(cache string, sz sizes) (datasets, error) {
+	tag := fmt.Sprintf("%d-%d-%d", sz.files, sz.big, sz.delta)
+	root := filepath.Join(cache, "data-"+tag)
+	ds := datasets{
+		small: filepath.Join(root, "small"), large: filepath.Join(root, "large"),
+		deltaBase: filepath.Join(root, "delta-base"), deltaChanged: filepath.Join(root, "delta-changed"),
+	}
+	marker := filepath.Join(root, ".complete")
+	if _, err := os.Stat(marker); err == nil {
+		return ds, nil
+	}
+	os.RemoveAll(root)
+	log.Printf("building data sets in %s", root)
+	rng := rand.New(rand.NewPCG(1, 2))
+	// 50,000 files of 1-8 KiB, 100 per directory, two levels.
+	for i := range sz.files {
+		dir := filepath.Join(ds.small, "d"+strconv.Itoa(i/10000), "e"+strconv.Itoa(i/100))
+		if i%100 == 0 {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return ds, err
+			}
+		}
+		n := 1024 + rng.IntN(7*1024+1)
+		if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), randBytes(rng, n), 0o644); err != nil {
+			return ds, err
+		}
+	}
+	for i := range 2 {
+		if err := writeRandom(filepath.Join(ds.large, "big"+strconv.Itoa(i)), sz.big, rng); err != nil {
+			return ds, err
+		}
+	}
+	base := filepath.Join(ds.deltaBase, "file")
+	if err := writeRandom(base, sz.delta, rng); err != nil {
+		return ds, err
+	}
+	changed := filepath.Join(ds.deltaChanged, "file")
+	if err := copyFile(base, changed); err != nil {
+		return ds, err
+	}
+	f, err := os.OpenFile(changed, os.O_WRONLY, 0)
+	if err != nil {
+		return ds, err
+	}
+	for range 10 {
+		off := rng.Int64N(sz.delta - 4096)
+		if _, err := f.WriteAt(randBytes(rng, 4096), off); err != nil {
+			f.Close()
+			return ds, err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return ds, err
+	}
+	return ds, os.WriteFile(marker, nil, 0o644)
+}
+
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8 && i+k < n; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+func writeRandom(path string, size int64, rng *rand.Rand) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for left := size; left > 0; {
+		n := min(left, 1<<20)
+		if _, err := w.Write(randBytes(rng, int(n))); err != nil {
+			f.Close()
+			return err
+		}
+		left -= n
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func copyFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
