@@ -22,9 +22,12 @@ const (
 	MinPasswordClasses = 3
 )
 
-// argonParams are the argon2id parameters of new password hashes (RFC 9106
-// second recommendation, lighter memory for a control plane).
-var argonParams = &argon2id.Params{Memory: 64 * 1024, Iterations: 2, Parallelism: 2, SaltLength: 16, KeyLength: 32}
+// DefaultPasswordHashing returns the argon2id parameters of new password
+// hashes: 64 MiB, 2 passes (RFC 9106's second recommendation with less
+// memory, for a control plane that may run beside other services).
+func DefaultPasswordHashing() *argon2id.Params {
+	return &argon2id.Params{Memory: 64 * 1024, Iterations: 2, Parallelism: 2, SaltLength: 16, KeyLength: 32}
+}
 
 // CheckPassword returns EINVALID with a field error when password breaks the
 // policy: at least MinPasswordLength characters, MinPasswordClasses character
@@ -67,9 +70,9 @@ func CheckPassword(username, password, field string) error {
 	return nil
 }
 
-// HashPassword returns the argon2id hash of password.
-func HashPassword(password string) (string, error) {
-	h, err := argon2id.CreateHash(password, argonParams)
+// hashPassword returns the argon2id hash of password.
+func hashPassword(password string, params *argon2id.Params) (string, error) {
+	h, err := argon2id.CreateHash(password, params)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -328,7 +331,7 @@ func (s *Server) changePassword(ctx context.Context, in *ChangePasswordInput) (*
 	if err := CheckPassword(p.User.Username, in.Body.NewPassword, "newPassword"); err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(in.Body.NewPassword)
+	hash, err := hashPassword(in.Body.NewPassword, s.cfg.PasswordHashing)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"math/big"
 	"slices"
 
+	"github.com/alexedwards/argon2id"
+
 	"github.com/ferry-migrate/ferry"
 	"github.com/ferry-migrate/ferry/store"
 )
@@ -25,6 +27,10 @@ type InitialCredential struct {
 // must-change-password. It returns those accounts and passwords; on a
 // database that already has users it returns none.
 func Bootstrap(ctx context.Context, db *store.DB) ([]InitialCredential, error) {
+	return bootstrap(ctx, db, DefaultPasswordHashing())
+}
+
+func bootstrap(ctx context.Context, db *store.DB, hashing *argon2id.Params) ([]InitialCredential, error) {
 	perms := map[string]*ferry.Permission{}
 	existing, err := db.ListPermissions(ctx)
 	if err != nil {
@@ -80,7 +86,7 @@ func Bootstrap(ctx context.Context, db *store.DB) ([]InitialCredential, error) {
 	var creds []InitialCredential
 	for _, br := range BuiltinRoles() {
 		pw := RandomPassword()
-		hash, err := HashPassword(pw)
+		hash, err := hashPassword(pw, hashing)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/alexedwards/argon2id"
 	"github.com/danielgtaylor/huma/v2/humatest"
 
 	"github.com/ferry-migrate/ferry"
@@ -45,7 +46,7 @@ func newEnv(t *testing.T) *testEnv {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := Bootstrap(ctx, db)
+	creds, err := bootstrap(ctx, db, fastHashing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func newEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, db: db, ca: ca, engine: newStubEngine(), token: map[string]string{}, password: map[string]string{}}
-	srv, err := New(Config{DB: db, CA: ca, Engine: e.engine, TemporalUIURL: "http://temporal.test:8233",
+	srv, err := New(Config{DB: db, PasswordHashing: fastHashing, CA: ca, Engine: e.engine, TemporalUIURL: "http://temporal.test:8233",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +77,10 @@ func newEnv(t *testing.T) *testEnv {
 	}
 	return e
 }
+
+// fastHashing keeps argon2id cheap in tests; TestBootstrap checks the
+// production parameters.
+var fastHashing = &argon2id.Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 // quietTB drops humatest's per-request logging, which would bury failures.
 type quietTB struct{ *testing.T }

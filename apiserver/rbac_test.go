@@ -17,9 +17,9 @@ import (
 // Who may call what. This table is the specification of the built-in roles'
 // rights: every operation of the API must appear in it.
 const (
-	public  = "public"  // no credentials
-	anyone  = "anyone"  // any authenticated account
-	agent   = "agent"   // an enrolled agent's certificate
+	public  = "public" // no credentials
+	anyone  = "anyone" // any authenticated account
+	agent   = "agent"  // an enrolled agent's certificate
 	sysadm  = "sysadmin"
 	admin   = "admin"
 	oper    = "operator"

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/alexedwards/argon2id"
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,9 @@ type Config struct {
 	// (default 90 s).
 	HostOfflineAfter time.Duration
 	Auth             AuthConfig
+	// PasswordHashing are the argon2id parameters of new password hashes
+	// (default DefaultPasswordHashing).
+	PasswordHashing *argon2id.Params
 	// Ready maps a dependency name to its probe; /readyz fails while any fails.
 	Ready map[string]Pinger
 	// TemporalUIURL is the base URL of the Temporal web UI, linked from the UI
@@ -121,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = m
 	s.revoked = newRevocations(s)
-	if s.dummyHash, err = HashPassword(ferry.NewSecret("")); err != nil {
+	if s.dummyHash, err = hashPassword(ferry.NewSecret(""), s.cfg.PasswordHashing); err != nil {
 		return nil, err
 	}
 
@@ -179,6 +183,9 @@ func (s *Server) applyDefaults() {
 	}
 	if a.LockoutDuration <= 0 {
 		a.LockoutDuration = 15 * time.Minute
+	}
+	if s.cfg.PasswordHashing == nil {
+		s.cfg.PasswordHashing = DefaultPasswordHashing()
 	}
 	if s.cfg.AgentCertTTL <= 0 {
 		s.cfg.AgentCertTTL = pki.LeafValidity

@@ -154,7 +154,7 @@ func (s *Server) createUser(ctx context.Context, in *CreateUserInput) (*UserOutp
 	if err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(b.Password)
+	hash, err := hashPassword(b.Password, s.cfg.PasswordHashing)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (s *Server) resetUserPassword(ctx context.Context, in *ResetPasswordInput) 
 	if err := CheckPassword(u.Username, in.Body.Password, "password"); err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(in.Body.Password)
+	hash, err := hashPassword(in.Body.Password, s.cfg.PasswordHashing)
 	if err != nil {
 		return nil, err
 	}
