@@ -201,4 +201,3 @@ func (db *DB) ListAlarmRecords(ctx context.Context, f ferry.AlarmRecordFilter) (
 	}
 	return recs, int(n), nil
 }
-

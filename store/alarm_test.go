@@ -165,4 +165,3 @@ func TestSettings(t *testing.T) {
 		wantCode(t, db.DeleteSetting(ctx, "smtp"), ferry.ENOTFOUND)
 	})
 }
-

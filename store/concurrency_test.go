@@ -123,4 +123,3 @@ func TestSQLiteWriterWaitsForLongTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

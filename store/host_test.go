@@ -17,8 +17,8 @@ func TestHostCRUDAndHeartbeat(t *testing.T) {
 		h := &ferry.Host{
 			Name: "web1", Hostname: "web1.example.test", OS: "linux", Platform: "Debian 12", Arch: "amd64",
 			Kernel: "6.1.0", CPUs: 8, MemoryBytes: 32 << 30, AgentVersion: "0.1.0",
-			Disks:     []ferry.HostDisk{{Device: "/dev/sda1", MountPoint: "/", FSType: "ext4", TotalBytes: 100 << 30, FreeBytes: 60 << 30}},
-			Addresses: []string{"192.0.2.10", "2001:db8::10"},
+			Disks:      []ferry.HostDisk{{Device: "/dev/sda1", MountPoint: "/", FSType: "ext4", TotalBytes: 100 << 30, FreeBytes: 60 << 30}},
+			Addresses:  []string{"192.0.2.10", "2001:db8::10"},
 			CertSerial: "42", CertFingerprint: "ab12", CertNotAfter: clk.t.Add(365 * 24 * time.Hour),
 		}
 		mustNoErr(t, db.CreateHost(ctx, h))
