@@ -66,6 +66,18 @@ func suite(t *testing.T, mnt string, force bool) {
 		must(t, os.Rename(p("pre"), p("pre2")))
 		writeFile(t, p("pre2/h"), "h")
 	}, Event{Op: OpRename, From: "pre", Path: "pre2", Dir: true}, Event{Op: OpCreate, Path: "pre2/h"})
+	step("rename dir over an empty dir", func() {
+		must(t, os.Mkdir(p("e1"), 0o755))
+		must(t, os.Mkdir(p("e2"), 0o755))
+		writeFile(t, p("e1/x"), "x")
+		must(t, unix.Rename(p("e1"), p("e2"))) // os.Rename refuses an existing directory
+		writeFile(t, p("e2/y"), "y")
+	}, Event{Op: OpRename, From: "e1", Path: "e2", Dir: true}, Event{Op: OpCreate, Path: "e2/y"})
+	step("rename file over a file", func() {
+		writeFile(t, p("r1"), "1")
+		writeFile(t, p("r2"), "2")
+		must(t, os.Rename(p("r1"), p("r2")))
+	}, Event{Op: OpRename, From: "r1", Path: "r2"})
 	step("hardlink", func() { must(t, os.Link(p("d2/f"), p("hl"))) }, Event{Op: OpCreate, Path: "hl"})
 	step("symlink", func() { must(t, os.Symlink("d2/f", p("sl"))) }, Event{Op: OpCreate, Path: "sl"})
 	step("delete", func() { must(t, os.Remove(p("b.txt"))) }, Event{Op: OpDelete, Path: "b.txt"})

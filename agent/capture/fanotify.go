@@ -303,8 +303,9 @@ func (b *fanotifyBackend) translate(ev rawEvent, now time.Time, out []Event) []E
 	if !ok {
 		return out
 	}
-	if ev.mask&unix.FAN_DELETE != 0 && abs == b.root {
+	if abs == b.root && ev.mask&unix.FAN_DELETE != 0 {
 		b.log.Warn("capture: watched root was removed", "root", b.root)
+		return append(out, Event{Op: OpRescan, Dir: true, Time: now})
 	}
 	e := Event{Path: rel, Dir: isDir, Time: now}
 	add := func(op Op) { e.Op = op; out = append(out, e) }

@@ -98,19 +98,26 @@ func (c *collector) snapshot() []Event {
 }
 
 // waitFor waits until every wanted event has been seen, in the given order
-// (other events may come between them). It fails the test after 5 s.
+// (other events may come between them). It fails the test after 10 s.
 func (c *collector) waitFor(t *testing.T, want ...Event) []Event {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(10 * time.Second)
+	matched, scanned := 0, 0
 	for {
-		got := c.snapshot()
-		if containsInOrder(got, want) {
-			return got
+		c.mu.Lock()
+		for ; scanned < len(c.events) && matched < len(want); scanned++ {
+			if same(c.events[scanned], want[matched]) {
+				matched++
+			}
+		}
+		c.mu.Unlock()
+		if matched == len(want) {
+			return c.snapshot()
 		}
 		select {
 		case <-c.notify:
 		case <-deadline:
-			t.Fatalf("timed out waiting for %v\ngot %v", want, got)
+			t.Fatalf("timed out waiting for %v\ngot %v", want, c.snapshot())
 		}
 	}
 }
