@@ -21,6 +21,10 @@ import (
 // consumer (see queue), so the kernel queue stays short; what a slow consumer
 // leaves buffered in user space is bounded by Options.MaxPending.
 //
+// Kernel 5.17 or later is needed (FAN_RENAME, FAN_REPORT_TARGET_FID); on an
+// older kernel, without CAP_SYS_ADMIN, or on a filesystem that cannot encode
+// file handles, setup fails and Watch falls back to inotify.
+//
 // FAN_RENAME is used instead of FAN_MOVED_FROM/FAN_MOVED_TO: it reports both
 // ends of a rename in one event, so no cookie pairing is needed.
 // FAN_DELETE_SELF/FAN_MOVE_SELF are not requested: with a filesystem mark they
