@@ -86,8 +86,11 @@ func (e Encryption) KeySize() int {
 	return 0
 }
 
-// SecretKey is key material. It prints, logs and formats as "[redacted]";
-// only the store and the agents read its bytes.
+// SecretKey is key material. It prints, logs and text/JSON-encodes as
+// "[redacted]"; code that must hand the key on (to an agent, over the
+// mutually authenticated data channel) converts it with []byte(k). Job
+// excludes it from JSON, so it never lands in Temporal histories or API
+// responses.
 type SecretKey []byte
 
 func (SecretKey) String() string                 { return "[redacted]" }
