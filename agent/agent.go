@@ -149,12 +149,13 @@ func (a *Agent) track(c net.Conn) func() {
 	}
 }
 
-// tuneTCP asks for large socket buffers (bulk transfer) and no Nagle.
+// tuneTCP disables Nagle (batches are flushed explicitly). Socket buffer
+// sizes are left to the kernel's autotuning, which grows them with the
+// path's bandwidth-delay product; fixed large buffers would only add data
+// in flight that a killed agent loses.
 func tuneTCP(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
-		tc.SetReadBuffer(4 << 20)
-		tc.SetWriteBuffer(4 << 20)
 	}
 }
 

@@ -45,24 +45,12 @@ type openFile struct {
 	syncer   *syncer
 }
 
-// syncer makes a file durable in the background: the writer never waits
-// for the disk; a checkpoint is recorded only once fdatasync returned, for
-// the offset written before it started.
+// syncer flushes a file to disk in the background (one fdatasync in
+// flight at most), so that the writer never waits for the disk.
 type syncer struct {
 	mu       sync.Mutex
 	inflight bool // guarded by mu
-	done     bool // guarded by mu: the file was installed or discarded
 	wg       sync.WaitGroup
-}
-
-// stop prevents further checkpoint records for the file.
-func (s *syncer) stop() {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	s.done = true
-	s.mu.Unlock()
 }
 
 // wait waits for a sync in flight (and its checkpoint record).
@@ -76,7 +64,7 @@ func newApplier(r *Receiver, n int) *applier {
 	a := &applier{r: r}
 	a.pool.New = func() any { b := make([]byte, frameSize); return &b }
 	for range n {
-		ch := make(chan applyItem, 8)
+		ch := make(chan applyItem, 2) // small: frames queued here are lost when the agent dies
 		a.workers = append(a.workers, ch)
 		a.wg.Go(func() { a.work(ch) })
 	}
@@ -287,13 +275,24 @@ func copyExtents(dst, src *os.File, n int64) error {
 	return nil
 }
 
-// maybeCheckpoint starts a background fdatasync every CheckpointBytes and
-// records the offset once it is durable (full sends and resumed partials
-// only: a delta against the final file is cheap to redo).
+// maybeCheckpoint records, every CheckpointBytes, how far a large file has
+// been written (full sends and resumed partials only: a delta against the
+// final file is cheap to redo), and starts a background fdatasync.
+//
+// The record is written after the data's write() returned, so it is exact
+// for a killed agent (the page cache survives the process). It is not gated
+// on the fdatasync: after a power loss a record may claim data the disk
+// lost, which the next run's prefix check (block hashes compared with the
+// source) finds and re-sends. The fdatasync bounds how much that can be.
 func (a *applier) maybeCheckpoint(of *openFile) error {
 	r := a.r
 	if of.p.base == "final" || r.ckpt.dir == "" || of.hi-of.lastCkpt < r.Job.Opts.CheckpointBytes {
 		return nil
+	}
+	of.lastCkpt = of.hi
+	ck := partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs}
+	if err := r.ckpt.save(ck); err != nil {
+		r.Log.Warn("target: checkpoint failed", "path", ck.Path, "err", err)
 	}
 	if of.syncer == nil {
 		of.syncer = &syncer{}
@@ -309,20 +308,12 @@ func (a *applier) maybeCheckpoint(of *openFile) error {
 		return nil
 	}
 	sy.inflight = true
-	of.lastCkpt = of.hi
-	ck := partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs}
 	sy.wg.Go(func() {
-		err := unix.Fdatasync(fd)
+		unix.Fdatasync(fd)
 		unix.Close(fd)
 		sy.mu.Lock()
-		defer sy.mu.Unlock()
 		sy.inflight = false
-		if err != nil || sy.done {
-			return
-		}
-		if err := r.ckpt.save(ck); err != nil {
-			r.Log.Warn("target: checkpoint failed", "path", ck.Path, "err", err)
-		}
+		sy.mu.Unlock()
 	})
 	return nil
 }
@@ -332,7 +323,6 @@ func (a *applier) maybeCheckpoint(of *openFile) error {
 func (a *applier) finishFile(of *openFile) {
 	r := a.r
 	e := &of.p.e
-	of.syncer.stop()
 	err := of.f.Truncate(e.Size)
 	if err == nil {
 		if merr := fsys.ApplyMetaFD(of.f, *e); merr != nil {
@@ -359,7 +349,6 @@ func (a *applier) finishFile(of *openFile) {
 
 // discard closes and removes a temporary file that will not be installed.
 func (a *applier) discard(of *openFile) {
-	of.syncer.stop()
 	if of.f != nil {
 		of.f.Close()
 	}
@@ -369,18 +358,26 @@ func (a *applier) discard(of *openFile) {
 	}
 }
 
-// abandon handles a file left open by a cut transfer: a file with a
-// checkpoint keeps its temporary for the next run.
+// abandon handles a file left open by a cut transfer: everything received
+// is made durable and checkpointed (full sends and resumed partials), so
+// the next run continues from there; other temporaries are removed.
 func (a *applier) abandon(of *openFile) {
 	if of.f == nil {
 		return
 	}
-	of.syncer.wait() // let the last checkpoint land
+	r := a.r
+	of.syncer.wait()
+	if of.p.base != "final" && r.ckpt.dir != "" && of.hi > of.lastCkpt {
+		ck := partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs}
+		if err := r.ckpt.save(ck); err != nil {
+			r.Log.Warn("target: checkpoint failed", "path", ck.Path, "err", err)
+		}
+	}
 	of.f.Close()
-	if ck, ok := a.r.ckpt.get(of.p.e.Path); ok && ck.TmpRel == of.tmpRel {
+	if ck, ok := r.ckpt.get(of.p.e.Path); ok && ck.TmpRel == of.tmpRel {
 		return
 	}
-	a.r.root.Remove(of.tmpRel)
+	r.root.Remove(of.tmpRel)
 }
 
 // forget drops a plan that needs no writing (and its partial, for a file

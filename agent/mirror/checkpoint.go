@@ -14,8 +14,9 @@ import (
 )
 
 // partial is the checkpoint of a large file in progress on the target: its
-// temporary file holds the source's content up to Offset durably (fdatasync
-// before the record was written), for the source version (Size, MtimeNs).
+// temporary file holds the source's content up to Offset (written before the
+// record; verified by block hashes before it is trusted), for the source
+// version (Size, MtimeNs).
 type partial struct {
 	Path    string `json:"path"`
 	TmpRel  string `json:"tmp"`
@@ -96,8 +97,9 @@ func (c *checkpoints) all() []partial {
 	return out
 }
 
-// save records p durably enough to survive a crash of the agent: written to
-// a temporary file, fsynced and renamed.
+// save records p so that it survives the death of the agent process:
+// written to a temporary file and renamed (no fsync: see maybeCheckpoint
+// for why a lost record or a record ahead of the disk is safe).
 func (c *checkpoints) save(p partial) error {
 	c.mu.Lock()
 	c.byRel[p.Path] = p
@@ -113,9 +115,6 @@ func (c *checkpoints) save(p partial) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

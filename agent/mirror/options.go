@@ -15,9 +15,9 @@ type Options = wire.JobOptions
 const (
 	// BlockSize is the unit of block hashing and delta transfer.
 	BlockSize = 64 << 10
-	// DefaultCheckpointBytes is how often a large file in progress is made
-	// durable and its offset recorded.
-	DefaultCheckpointBytes = 64 << 20
+	// DefaultCheckpointBytes is how often the offset of a large file in
+	// progress is recorded (and a background fdatasync started).
+	DefaultCheckpointBytes = 16 << 20
 	// frameSize is the payload size of Data frames of large files.
 	frameSize = 1 << 20
 	// smallFile is the size up to which a file is read whole and sent as

@@ -36,7 +36,7 @@ func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte) error {
 	if st.Size != e.Size || st.Mtim.Nano() != e.MtimeNs {
 		return s.changed(it)
 	}
-	sent, err := s.streamContent(ctx, it, f, st.Blocks*512 < st.Size, buf)
+	sent, prefixSent, err := s.streamContent(ctx, it, f, st.Blocks*512 < st.Size, buf)
 	if err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -63,7 +63,7 @@ func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte) error {
 	case it.need.Resumed:
 		s.c.filesSent.Add(1)
 		s.c.resumedFiles.Add(1)
-		s.c.resumedBytes.Add(max(0, min(it.need.ValidLen, e.Size)-sent))
+		s.c.resumedBytes.Add(max(0, min(it.need.ValidLen, e.Size)-prefixSent))
 	case sent > 0 || e.Size != it.need.ValidLen:
 		s.c.filesSent.Add(1)
 		s.c.delta.Add(1)
@@ -87,18 +87,17 @@ func (s *Sender) write(ctx context.Context, id uint64, off int64, p []byte) erro
 }
 
 // streamContent sends the wanted ranges of f and returns the content bytes
-// sent. Full: every data extent (holes are skipped when the file is sparse).
+// sent (and how many of them were below the target's ValidLen). Full: every data extent (holes are skipped when the file is sparse).
 // Delta: blocks below ValidLen whose hash differs from the target's, and
 // everything from ValidLen on.
-func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, sparse bool, buf []byte) (int64, error) {
+func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, sparse bool, buf []byte) (sent, prefixSent int64, err error) {
 	size := it.e.Size
-	var sent int64
 	from := int64(0)
 	if it.need.Action == wire.NeedDelta {
 		valid := min(it.need.ValidLen, size)
 		hashes := it.need.Hashes
 		if it.need.BlockSize != BlockSize {
-			return 0, sendErr{fmt.Errorf("%w: block size %d, want %d", wire.ErrProtocol, it.need.BlockSize, BlockSize)}
+			return 0, 0, sendErr{fmt.Errorf("%w: block size %d, want %d", wire.ErrProtocol, it.need.BlockSize, BlockSize)}
 		}
 		// Coalesce runs of differing blocks into frames of up to frameSize.
 		runOff, runLen := int64(0), 0
@@ -117,12 +116,12 @@ func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, spa
 			l := int(min(int64(BlockSize), valid-off))
 			if runLen+l > len(buf) {
 				if err := flushRun(); err != nil {
-					return sent, err
+					return sent, prefixSent, err
 				}
 			}
 			blk := buf[runLen : runLen+l]
 			if _, err := f.ReadAt(blk, off); err != nil {
-				return sent, err
+				return sent, prefixSent, err
 			}
 			h := blockHash(blk)
 			// Equal hashes over equal ranges: the target already has the block.
@@ -130,7 +129,7 @@ func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, spa
 			// bytes and the hashes differ, so the block is sent.)
 			if (i+1)*wire.HashSize <= len(hashes) && bytes.Equal(h[:], hashes[i*wire.HashSize:(i+1)*wire.HashSize]) {
 				if err := flushRun(); err != nil {
-					return sent, err
+					return sent, prefixSent, err
 				}
 				continue
 			}
@@ -140,18 +139,19 @@ func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, spa
 			runLen += l
 		}
 		if err := flushRun(); err != nil {
-			return sent, err
+			return sent, prefixSent, err
 		}
+		prefixSent = sent
 		from = valid
 	}
 	if from >= size {
-		return sent, nil
+		return sent, prefixSent, nil
 	}
 	extents := []fsys.Extent{{Off: from, Len: size - from}}
 	if sparse {
 		all, err := fsys.DataExtents(f, size)
 		if err != nil {
-			return sent, err
+			return sent, prefixSent, err
 		}
 		extents = extents[:0]
 		for _, x := range all {
@@ -173,16 +173,16 @@ func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, spa
 				if err == nil || err == io.EOF {
 					err = fmt.Errorf("file shrank while read (at %d)", off+int64(n))
 				}
-				return sent, err
+				return sent, prefixSent, err
 			}
 			if err := s.write(ctx, it.id, off, buf[:l]); err != nil {
-				return sent, err
+				return sent, prefixSent, err
 			}
 			sent += int64(l)
 			off += int64(l)
 		}
 	}
-	return sent, nil
+	return sent, prefixSent, nil
 }
 
 // readFailed applies the error policy to a file that could not be read.
