@@ -99,10 +99,11 @@ func (l *Limiter) State() (bytesPerSec int64, forbidden bool, until time.Time) {
 // the bucket has refilled otherwise, and — in a forbidden window — until
 // the window ends or SetSchedule lifts it. n may exceed the burst (the
 // bucket goes into debt that later callers wait out). Returns ctx.Err() if
-// ctx ends first; the n bytes are then not counted.
+// ctx ends while waiting; the n bytes are then not counted. A nil Limiter
+// returns nil at once.
 func (l *Limiter) WaitN(ctx context.Context, n int) error {
 	if l == nil || n <= 0 {
-		return ctx.Err()
+		return nil
 	}
 	l.mu.Lock()
 	reserved := false

@@ -79,7 +79,9 @@ func (c *Compressor) Level() Level { return c.level }
 // Encode compresses src, appending to dst. When compression is off, the
 // data looks incompressible, or the result would not save at least ~1.6 %,
 // it returns src itself (not a copy) and compressed == false; the caller
-// sends it raw. src is never modified.
+// sends it raw. src is never modified; dst's spare capacity must not
+// overlap src. Frames longer than MaxFrameSize are compressed too, but a
+// default Decompressor refuses them.
 func (c *Compressor) Encode(dst, src []byte) (out []byte, compressed bool) {
 	c.frames.Add(1)
 	c.in.Add(int64(len(src)))
