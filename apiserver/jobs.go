@@ -370,8 +370,10 @@ func (s *Server) createJob(ctx context.Context, in *CreateJobInput) (*JobOutput,
 	setTarget(ctx, "jobs:%s", j.ID)
 	b.JobOptions.apply(j)
 	j.ApplyDefaults()
-	if n := j.Encryption.KeySize(); n > 0 {
-		j.EncryptionKey = make(ferry.SecretKey, n)
+	if j.Encryption != ferry.EncryptionNone {
+		// A 32-byte random secret per job; the agents derive the cipher
+		// key from it.
+		j.EncryptionKey = make(ferry.SecretKey, 32)
 		_, _ = rand.Read(j.EncryptionKey)
 	}
 	if err := j.Validate(); err != nil {

@@ -1,10 +1,14 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,3 +200,82 @@ func (s *Server) refuse(hctx huma.Context, err error) {
 	p.Instance = hctx.URL().Path
 	_ = huma.WriteErr(s.api, hctx, p.Status, p.Detail, p)
 }
+
+// maxScan bounds how much of a body rejectNUL reads; larger bodies are
+// left to Huma's size limit.
+const maxScan = 4 << 20
+
+// rejectNUL refuses NUL characters anywhere in the query, the path or a
+// JSON body's strings: no field of the API may hold one, and PostgreSQL
+// cannot store them, so they are an input error rather than a database
+// failure.
+func (s *Server) rejectNUL(hctx huma.Context, next func(huma.Context)) {
+	u := hctx.URL()
+	if strings.ContainsRune(u.Path, 0) || strings.Contains(strings.ToLower(u.RawQuery), "%00") {
+		s.refuse(hctx, &Problem{Status: http.StatusBadRequest, Code: ferry.EINVALID,
+			Detail: "the request's path or query contains a NUL character"})
+		return
+	}
+	op := hctx.Operation()
+	if op.RequestBody == nil {
+		next(hctx)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(hctx.BodyReader(), maxScan+1))
+	if err != nil {
+		s.refuse(hctx, &Problem{Status: http.StatusBadRequest, Code: ferry.EINVALID, Detail: "cannot read the request body"})
+		return
+	}
+	if len(data) <= maxScan && bytes.Contains(bytes.ToLower(data), []byte(`\u0000`)) {
+		var v any
+		if json.Unmarshal(data, &v) == nil {
+			if loc := findNUL(v, "body"); loc != "" {
+				s.refuse(hctx, &Problem{Status: http.StatusUnprocessableEntity, Code: ferry.EINVALID,
+					Detail: "validation failed", Errors: []*huma.ErrorDetail{{Location: loc, Message: "must not contain NUL characters"}}})
+				return
+			}
+		}
+	}
+	next(bodyContext{humaContext: hctx, body: io.MultiReader(bytes.NewReader(data), hctx.BodyReader())})
+}
+
+// findNUL returns the location of the first string holding a NUL.
+func findNUL(v any, loc string) string {
+	switch v := v.(type) {
+	case string:
+		if strings.ContainsRune(v, 0) {
+			return loc
+		}
+	case []any:
+		for i, x := range v {
+			if l := findNUL(x, loc+"["+strconv.Itoa(i)+"]"); l != "" {
+				return l
+			}
+		}
+	case map[string]any:
+		for k, x := range v {
+			if strings.ContainsRune(k, 0) {
+				return loc
+			}
+			if l := findNUL(x, loc+"."+k); l != "" {
+				return l
+			}
+		}
+	}
+	return ""
+}
+
+// bodyContext is a Huma context whose body has been (partly) read already.
+type bodyContext struct {
+	humaContext
+	body io.Reader
+}
+
+// humaContext lets bodyContext embed huma.Context without its field name
+// clashing with the Context method.
+type humaContext = huma.Context
+
+func (c bodyContext) BodyReader() io.Reader { return c.body }
+
+// Unwrap lets humago.Unwrap reach the request.
+func (c bodyContext) Unwrap() huma.Context { return c.humaContext }

@@ -150,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		"agentCertificate": {Type: "mutualTLS", Description: "The client certificate an agent received at enrollment"},
 	}
 	s.api = humago.New(s.mux, hc)
-	s.api.UseMiddleware(s.observe, s.authorize)
+	s.api.UseMiddleware(s.observe, s.authorize, s.rejectNUL)
 
 	s.registerHealth()
 	s.registerAuth()
