@@ -23,6 +23,9 @@ type applier struct {
 	errMu   sync.Mutex
 	err     error // first fatal error, guarded by errMu
 	pool    sync.Pool
+	// abort stops the whole job on a fatal error (the reader may be
+	// blocked reading the connection).
+	abort func(error)
 }
 
 // applyItem is a Data frame (data != nil or zero-length) or a FileEnd.
@@ -60,8 +63,8 @@ func (s *syncer) wait() {
 	}
 }
 
-func newApplier(r *Receiver, n int) *applier {
-	a := &applier{r: r}
+func newApplier(r *Receiver, n int, abort func(error)) *applier {
+	a := &applier{r: r, abort: abort}
 	a.pool.New = func() any { b := make([]byte, frameSize); return &b }
 	for range n {
 		ch := make(chan applyItem, 2) // small: frames queued here are lost when the agent dies
@@ -73,10 +76,14 @@ func newApplier(r *Receiver, n int) *applier {
 
 func (a *applier) fatal(err error) {
 	a.errMu.Lock()
-	if a.err == nil {
+	first := a.err == nil
+	if first {
 		a.err = err
 	}
 	a.errMu.Unlock()
+	if first {
+		a.abort(err)
+	}
 }
 
 func (a *applier) failed() error {

@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"net"
 	"testing"
 	"time"
@@ -102,4 +104,8 @@ func mustIdentical(t *testing.T, src, dst string, opts Options) {
 
 func mirrorOnceB(b *testing.B, src, dst, dataDir string, opts Options) result {
 	return mirrorOnce(b, src, dst, dataDir, opts, nil)
+}
+
+func quiet() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }

@@ -112,7 +112,7 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 	var planner sync.WaitGroup
 	planner.Go(func() { fail(r.planLoop(ctx, planQ)) })
 
-	ap := newApplier(r, r.Workers)
+	ap := newApplier(r, r.Workers, fail)
 	var sendEnd *wire.SendEnd
 	readErr := func() error {
 		defer close(planQ)
