@@ -3,8 +3,8 @@ package mirror
 import (
 	"context"
 	"log/slog"
-	"os"
 	"net"
+	"os"
 	"testing"
 	"time"
 
