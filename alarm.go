@@ -63,10 +63,10 @@ type AlarmRule struct {
 // Validate returns EINVALID with one FieldError per invalid field.
 func (r *AlarmRule) Validate() error {
 	var fe fieldErrors
-	if r.Name == "" || len(r.Name) > 128 {
-		fe.add("name", "must be 1-128 characters")
-	}
+	fe.text("name", r.Name, 1, 128)
 	oneOf(&fe, "kind", r.Kind, AlarmJobFailed, AlarmLagAbove, AlarmHostOffline, AlarmDiskAbove, AlarmStalled)
+	fe.text("jobId", r.JobID, 0, 64)
+	fe.text("hostId", r.HostID, 0, 64)
 	switch r.Kind {
 	case AlarmLagAbove:
 		if r.Threshold <= 0 {
@@ -87,6 +87,8 @@ func (r *AlarmRule) Validate() error {
 	oneOf(&fe, "severity", r.Severity, SeverityInfo, SeverityWarning, SeverityCritical)
 	for i, c := range r.Channels {
 		field := indexed("channels", i)
+		fe.text(field+".target", c.Target, 0, 2048)
+		fe.text(field+".provider", c.Provider, 0, 64)
 		switch c.Type {
 		case ChannelEmail:
 			if !strings.Contains(c.Target, "@") {
@@ -144,12 +146,14 @@ func (r *AlarmRecord) Validate() error {
 	oneOf(&fe, "kind", r.Kind, AlarmJobFailed, AlarmLagAbove, AlarmHostOffline, AlarmDiskAbove, AlarmStalled)
 	oneOf(&fe, "severity", r.Severity, SeverityInfo, SeverityWarning, SeverityCritical)
 	oneOf(&fe, "state", r.State, AlarmFiring, AlarmRecovered)
-	if r.Subject == "" || len(r.Subject) > 256 {
-		fe.add("subject", "must be 1-256 characters")
-	}
+	fe.text("subject", r.Subject, 1, 256)
+	fe.text("ruleName", r.RuleName, 0, 128)
+	fe.text("message", r.Message, 0, 8192)
+	fe.text("acknowledgedBy", r.AcknowledgedBy, 0, 128)
 	if r.FiredAt.IsZero() {
 		fe.add("firedAt", "is required")
 	}
+	fe.time("firedAt", r.FiredAt)
 	return fe.err("alarm record")
 }
 

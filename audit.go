@@ -34,19 +34,13 @@ type AuditRecord struct {
 // Validate returns EINVALID with one FieldError per invalid field.
 func (r *AuditRecord) Validate() error {
 	var fe fieldErrors
-	if r.Action == "" || len(r.Action) > 128 {
-		fe.add("action", "must be 1-128 characters")
-	}
-	if len(r.Actor) > 128 {
-		fe.add("actor", "must be at most 128 characters")
-	}
+	fe.text("action", r.Action, 1, 128)
+	fe.text("actor", r.Actor, 0, 128)
 	oneOf(&fe, "result", r.Result, AuditSuccess, AuditFailure, AuditDenied)
-	if len(r.Target) > 512 {
-		fe.add("target", "must be at most 512 characters")
-	}
-	if len(r.Detail) > 8192 {
-		fe.add("detail", "must be at most 8192 characters")
-	}
+	fe.text("target", r.Target, 0, 512)
+	fe.text("sourceAddr", r.SourceAddr, 0, 256)
+	fe.text("detail", r.Detail, 0, 8192)
+	fe.time("time", r.Time)
 	return fe.err("audit record")
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unicode/utf8"
 )
 
 // Application error codes. They are transport independent; the API maps
@@ -86,6 +88,43 @@ type fieldErrors []FieldError
 
 func (fe *fieldErrors) add(field, format string, args ...any) {
 	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// text adds a field error unless s is valid UTF-8 without NUL bytes and
+// between min and max bytes long. Both databases would refuse or mangle
+// such strings; refusing them here keeps malformed input from becoming a
+// server error.
+func (fe *fieldErrors) text(field, s string, min, max int) {
+	switch {
+	case len(s) < min && min == 1:
+		fe.add(field, "is required")
+	case len(s) < min:
+		fe.add(field, "must be at least %d bytes", min)
+	case len(s) > max:
+		fe.add(field, "must be at most %d bytes", max)
+	case !utf8.ValidString(s):
+		fe.add(field, "must be valid UTF-8")
+	case strings.ContainsRune(s, 0):
+		fe.add(field, "must not contain NUL characters")
+	}
+}
+
+// time adds a field error unless t is zero or within years 1970-9999, the
+// range both databases store and order correctly.
+func (fe *fieldErrors) time(field string, t time.Time) {
+	if !ValidTime(t) {
+		fe.add(field, "must be between the years 1970 and 9999")
+	}
+}
+
+// ValidTime reports whether t is zero or within years 1970-9999, the range
+// the store keeps and orders correctly on every engine.
+func ValidTime(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	y := t.UTC().Year()
+	return y >= 1970 && y <= 9999
 }
 
 // err returns nil when nothing was added, else an EINVALID *Error whose

@@ -52,7 +52,10 @@ func TestJobValidateFields(t *testing.T) {
 		{"orphanPolicy", func(j *ferry.Job) { j.OrphanPolicy = ferry.OrphanMoveTo("/srv/old") }},
 		{"compression", func(j *ferry.Job) { j.Compression = "max" }},
 		{"encryption", func(j *ferry.Job) { j.Encryption = "des" }},
-		{"encryptionKey", func(j *ferry.Job) { j.Encryption = ferry.EncryptionAES; j.EncryptionKey = make([]byte, 16) }},
+		{"encryptionKey", func(j *ferry.Job) { j.Encryption = ferry.EncryptionAES; j.EncryptionKey = make([]byte, 15) }},
+		{"name", func(j *ferry.Job) { j.Name = "bad\x00name" }},
+		{"description", func(j *ferry.Job) { j.Description = "bad \xff utf-8" }},
+		{"targetPath", func(j *ferry.Job) { j.TargetPath = "/srv/\xff" }},
 		{"encryptionKey", func(j *ferry.Job) { j.EncryptionKey = make([]byte, 16) }},
 		{"lagThreshold", func(j *ferry.Job) { j.LagThreshold = -time.Second }},
 		{"hostOfflineGrace", func(j *ferry.Job) { j.HostOfflineGrace = -time.Second }},
@@ -79,7 +82,7 @@ func TestJobValidateFields(t *testing.T) {
 	j.OrphanPolicy = ferry.OrphanMoveTo("/var/orphans")
 	j.Mode = ferry.JobModeBlock
 	j.SourcePaths = []string{"/dev/vda"}
-	j.Encryption, j.EncryptionKey = ferry.EncryptionSM4, make([]byte, 16)
+	j.Encryption, j.EncryptionKey = ferry.EncryptionSM4, []byte("a text secret of any length ≥ 16")
 	if err := j.Validate(); err != nil {
 		t.Fatalf("valid variant rejected: %v", err)
 	}

@@ -80,8 +80,24 @@ func (h *Host) Status(now time.Time, offlineAfter time.Duration) HostStatus {
 // Validate returns EINVALID with one FieldError per invalid field.
 func (h *Host) Validate() error {
 	var fe fieldErrors
-	if h.Name == "" || len(h.Name) > 253 {
-		fe.add("name", "must be 1-253 characters")
+	fe.text("id", h.ID, 0, 64)
+	fe.text("name", h.Name, 1, 253)
+	fe.text("hostname", h.Hostname, 0, 256)
+	fe.text("os", h.OS, 0, 64)
+	fe.text("platform", h.Platform, 0, 256)
+	fe.text("arch", h.Arch, 0, 64)
+	fe.text("kernel", h.Kernel, 0, 256)
+	fe.text("agentVersion", h.AgentVersion, 0, 64)
+	fe.text("certSerial", h.CertSerial, 0, 128)
+	fe.text("certFingerprint", h.CertFingerprint, 0, 128)
+	fe.time("certNotAfter", h.CertNotAfter)
+	for i, a := range h.Addresses {
+		fe.text(indexed("addresses", i), a, 1, 256)
+	}
+	for i, d := range h.Disks {
+		fe.text(indexed("disks", i)+".device", d.Device, 0, 4096)
+		fe.text(indexed("disks", i)+".mountPoint", d.MountPoint, 0, 4096)
+		fe.text(indexed("disks", i)+".fsType", d.FSType, 0, 64)
 	}
 	if h.CPUs < 0 {
 		fe.add("cpus", "must not be negative")
@@ -123,8 +139,7 @@ func (t *EnrollmentToken) Validate() error {
 	if t.ExpiresAt.IsZero() {
 		fe.add("expiresAt", "is required")
 	}
-	if len(t.Description) > 512 {
-		fe.add("description", "must be at most 512 characters")
-	}
+	fe.time("expiresAt", t.ExpiresAt)
+	fe.text("description", t.Description, 0, 512)
 	return fe.err("enrollment token")
 }

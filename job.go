@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // JobMode says what a job copies: a file tree (byte level) or a whole disk
@@ -71,20 +72,17 @@ type Encryption string
 
 const (
 	EncryptionNone Encryption = "none"
-	EncryptionAES  Encryption = "aes" // AES-256-GCM, 32-byte key
-	EncryptionSM4  Encryption = "sm4" // SM4-GCM, 16-byte key
+	EncryptionAES  Encryption = "aes" // AES-256-GCM
+	EncryptionSM4  Encryption = "sm4" // SM4-GCM
 )
 
-// KeySize returns the key length in bytes the algorithm needs (0 for none).
-func (e Encryption) KeySize() int {
-	switch e {
-	case EncryptionAES:
-		return 32
-	case EncryptionSM4:
-		return 16
-	}
-	return 0
-}
+// Limits of a job's encryption secret. The cipher keys are derived from it
+// (HKDF with a per-transfer salt), so any length in range serves both
+// ciphers.
+const (
+	MinEncryptionKeySize = 16
+	MaxEncryptionKeySize = 1024
+)
 
 // SecretKey is key material. It prints, logs and text/JSON-encodes as
 // "[redacted]"; code that must hand the key on (to an agent, over the
@@ -219,22 +217,16 @@ func (j *Job) LogValue() slog.Value {
 // Validate returns EINVALID with one FieldError per invalid field.
 func (j *Job) Validate() error {
 	var fe fieldErrors
-	if j.Name == "" || len(j.Name) > 128 {
-		fe.add("name", "must be 1-128 characters")
-	}
-	if len(j.Description) > 2048 {
-		fe.add("description", "must be at most 2048 characters")
-	}
+	fe.text("id", j.ID, 0, 64)
+	fe.text("name", j.Name, 1, 128)
+	fe.text("description", j.Description, 0, 2048)
+	fe.text("stateReason", j.StateReason, 0, 8192)
 	oneOf(&fe, "mode", j.Mode, JobModeFile, JobModeBlock)
 	if !j.State.Valid() {
 		fe.add("state", "unknown state %q", j.State)
 	}
-	if j.SourceHostID == "" {
-		fe.add("sourceHostId", "is required")
-	}
-	if j.TargetHostID == "" {
-		fe.add("targetHostId", "is required")
-	}
+	fe.text("sourceHostId", j.SourceHostID, 1, 64)
+	fe.text("targetHostId", j.TargetHostID, 1, 64)
 	switch {
 	case len(j.SourcePaths) == 0:
 		fe.add("sourcePaths", "at least one path is required")
@@ -257,9 +249,7 @@ func (j *Job) Validate() error {
 		fe.add("excludes", "at most 1024 patterns")
 	}
 	for i, x := range j.Excludes {
-		if x == "" || len(x) > 1024 || strings.ContainsRune(x, 0) {
-			fe.add(indexed("excludes", i), "must be 1-1024 characters without NUL")
-		}
+		fe.text(indexed("excludes", i), x, 1, 1024)
 	}
 	oneOf(&fe, "checksumMode", j.ChecksumMode, ChecksumStrict, ChecksumTime)
 	oneOf(&fe, "errorPolicy", j.ErrorPolicy, ErrorStop, ErrorSkip)
@@ -275,13 +265,14 @@ func (j *Job) Validate() error {
 	oneOf(&fe, "compression", j.Compression,
 		CompressionOff, CompressionFast, CompressionBalanced, CompressionNormal, CompressionExtreme)
 	if oneOf(&fe, "encryption", j.Encryption, EncryptionNone, EncryptionAES, EncryptionSM4) {
-		if n := j.Encryption.KeySize(); len(j.EncryptionKey) != n {
-			fe.add("encryptionKey", "%s needs a %d-byte key", j.Encryption, n)
+		switch n := len(j.EncryptionKey); {
+		case j.Encryption == EncryptionNone && n != 0:
+			fe.add("encryptionKey", "must be empty without encryption")
+		case j.Encryption != EncryptionNone && (n < MinEncryptionKeySize || n > MaxEncryptionKeySize):
+			fe.add("encryptionKey", "%s needs a secret of %d to %d bytes", j.Encryption, MinEncryptionKeySize, MaxEncryptionKeySize)
 		}
 	}
-	if len(j.BandwidthSchedule) > 4096 {
-		fe.add("bandwidthSchedule", "must be at most 4096 characters")
-	}
+	fe.text("bandwidthSchedule", j.BandwidthSchedule, 0, 4096)
 	if j.LagThreshold < 0 {
 		fe.add("lagThreshold", "must not be negative")
 	}
@@ -300,19 +291,16 @@ func (c *CutoverOptions) validate(fe *fieldErrors) {
 	}
 	for i, a := range c.PostCutoverActions {
 		field := indexed("cutover.postCutoverActions", i)
-		if len(a.Name) > 128 {
-			fe.add(field+".name", "must be at most 128 characters")
-		}
+		fe.text(field+".name", a.Name, 0, 128)
 		Hook{Command: a.Command, Timeout: a.Timeout}.validate(fe, field, true)
 	}
 }
 
 func (h Hook) validate(fe *fieldErrors, field string, required bool) {
-	switch {
-	case h.Command == "" && required:
-		fe.add(field+".command", "is required")
-	case len(h.Command) > 8192 || strings.ContainsRune(h.Command, 0):
-		fe.add(field+".command", "must be at most 8192 characters without NUL")
+	if required {
+		fe.text(field+".command", h.Command, 1, 8192)
+	} else {
+		fe.text(field+".command", h.Command, 0, 8192)
 	}
 	if h.Timeout < 0 {
 		fe.add(field+".timeout", "must not be negative")
@@ -355,8 +343,8 @@ func absPath(p string) string {
 	switch {
 	case p == "":
 		return "is required"
-	case len(p) > 4096 || strings.ContainsRune(p, 0):
-		return "must be at most 4096 characters without NUL"
+	case len(p) > 4096 || strings.ContainsRune(p, 0) || !utf8.ValidString(p):
+		return "must be valid UTF-8 of at most 4096 bytes without NUL"
 	case !path.IsAbs(p):
 		return "must be an absolute path"
 	case path.Clean(p) != p:

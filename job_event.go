@@ -3,6 +3,7 @@ package ferry
 import (
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 )
 
 // Kinds of job events.
@@ -34,19 +35,18 @@ type JobEvent struct {
 // Validate returns EINVALID with one FieldError per invalid field.
 func (e *JobEvent) Validate() error {
 	var fe fieldErrors
-	if e.JobID == "" {
-		fe.add("jobId", "is required")
-	}
-	if e.Type == "" || len(e.Type) > 32 {
-		fe.add("type", "must be 1-32 characters")
-	}
+	fe.text("jobId", e.JobID, 1, 64)
+	fe.text("type", e.Type, 1, 32)
+	fe.text("actor", e.Actor, 0, 128)
+	fe.text("message", e.Message, 0, 8192)
+	fe.time("time", e.Time)
 	if e.FromState != "" && !e.FromState.Valid() {
 		fe.add("fromState", "unknown state %q", e.FromState)
 	}
 	if e.ToState != "" && !e.ToState.Valid() {
 		fe.add("toState", "unknown state %q", e.ToState)
 	}
-	if len(e.Details) > 0 && !json.Valid(e.Details) {
+	if len(e.Details) > 0 && (!json.Valid(e.Details) || !utf8.Valid(e.Details)) {
 		fe.add("details", "must be valid JSON")
 	}
 	return fe.err("job event")

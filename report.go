@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Report formats.
@@ -46,9 +47,7 @@ var reportItemRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 // Validate returns EINVALID with one FieldError per invalid field.
 func (r *ReportSchedule) Validate() error {
 	var fe fieldErrors
-	if r.Name == "" || len(r.Name) > 128 {
-		fe.add("name", "must be 1-128 characters")
-	}
+	fe.text("name", r.Name, 1, 128)
 	if len(r.Items) == 0 {
 		fe.add("items", "at least one data item is required")
 	}
@@ -71,7 +70,7 @@ func (r *ReportSchedule) Validate() error {
 		fe.add("recipients", "at least one recipient is required")
 	}
 	for i, to := range r.Recipients {
-		if !strings.Contains(to, "@") || strings.ContainsAny(to, " \t\r\n<>,;") {
+		if len(to) > 254 || !utf8.ValidString(to) || strings.ContainsRune(to, 0) || !strings.Contains(to, "@") || strings.ContainsAny(to, " \t\r\n<>,;") {
 			fe.add(indexed("recipients", i), "%q is not an e-mail address", to)
 		}
 	}

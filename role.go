@@ -54,9 +54,7 @@ func (r *Role) Validate() error {
 	if msg := validName(r.Name); msg != "" {
 		fe.add("name", "%s", msg)
 	}
-	if len(r.Description) > 512 {
-		fe.add("description", "must be at most 512 characters")
-	}
+	fe.text("description", r.Description, 0, 512)
 	return fe.err("role")
 }
 
@@ -91,9 +89,7 @@ func (p *Permission) Validate() error {
 	} else if !permissionRE.MatchString(p.Name) {
 		fe.add("name", `must look like "module:action" (lowercase letters, digits, '_' or '-')`)
 	}
-	if len(p.Description) > 512 {
-		fe.add("description", "must be at most 512 characters")
-	}
+	fe.text("description", p.Description, 0, 512)
 	return fe.err("permission")
 }
 

@@ -30,9 +30,9 @@ func (s *Session) Validate() error {
 	if s.ExpiresAt.IsZero() {
 		fe.add("expiresAt", "is required")
 	}
-	if len(s.UserAgent) > 512 {
-		fe.add("userAgent", "must be at most 512 characters")
-	}
+	fe.time("expiresAt", s.ExpiresAt)
+	fe.text("userAgent", s.UserAgent, 0, 512)
+	fe.text("sourceAddr", s.SourceAddr, 0, 256)
 	return fe.err("session")
 }
 
@@ -60,15 +60,12 @@ func (t *APIToken) Validate() error {
 	if t.UserID <= 0 {
 		fe.add("userId", "is required")
 	}
-	if t.Name == "" || len(t.Name) > 128 {
-		fe.add("name", "must be 1-128 characters")
-	}
+	fe.text("name", t.Name, 1, 128)
 	if len(t.TokenHash) != 64 {
 		fe.add("tokenHash", "must be a hex SHA-256")
 	}
-	if len(t.Prefix) > 16 {
-		fe.add("prefix", "must be at most 16 characters")
-	}
+	fe.text("prefix", t.Prefix, 0, 16)
+	fe.time("expiresAt", t.ExpiresAt)
 	return fe.err("API token")
 }
 

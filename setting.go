@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"time"
+	"unicode/utf8"
 )
 
 // Setting is one named, JSON-valued piece of runtime configuration kept in
@@ -23,7 +24,7 @@ func (s *Setting) Validate() error {
 	if !settingKeyRE.MatchString(s.Key) {
 		fe.add("key", "must be 1-128 characters a-z, 0-9, '.', '_' or '-', starting with a letter")
 	}
-	if len(s.Value) == 0 || !json.Valid(s.Value) {
+	if len(s.Value) == 0 || !json.Valid(s.Value) || !utf8.Valid(s.Value) {
 		fe.add("value", "must be a JSON document")
 	}
 	return fe.err("setting")

@@ -3,6 +3,7 @@ package ferry
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // User is a person or automation account that signs in to the control
@@ -34,15 +35,11 @@ func (u *User) Validate() error {
 	if msg := validName(u.Username); msg != "" {
 		fe.add("username", "%s", msg)
 	}
-	if len(u.DisplayName) > 128 {
-		fe.add("displayName", "must be at most 128 characters")
-	}
-	if u.Email != "" && (len(u.Email) > 254 || !strings.Contains(u.Email, "@") || strings.ContainsAny(u.Email, " \t\r\n<>")) {
+	fe.text("displayName", u.DisplayName, 0, 128)
+	if u.Email != "" && (len(u.Email) > 254 || !utf8.ValidString(u.Email) || !strings.Contains(u.Email, "@") || strings.ContainsAny(u.Email, " \t\r\n<>\x00")) {
 		fe.add("email", "must be an e-mail address")
 	}
-	if u.PasswordHash == "" {
-		fe.add("password", "is required")
-	}
+	fe.text("password", u.PasswordHash, 1, 1024)
 	if u.FailedLogins < 0 {
 		fe.add("failedLogins", "must not be negative")
 	}

@@ -110,6 +110,9 @@ func (db *DB) FireAlarm(ctx context.Context, a *ferry.AlarmRecord) error {
 // FindFiringAlarm returns the record of the rule that fires for subject.
 // Returns ENOTFOUND if there is none.
 func (db *DB) FindFiringAlarm(ctx context.Context, ruleID int64, subject string) (*ferry.AlarmRecord, error) {
+	if err := checkText("subject", subject); err != nil {
+		return nil, err
+	}
 	a := new(ferry.AlarmRecord)
 	err := db.r.NewSelect().Model(a).
 		Where("rule_id = ? AND subject = ? AND state = ?", ruleID, subject, ferry.AlarmFiring).Scan(ctx)
@@ -157,6 +160,9 @@ func (db *DB) RecoverAlarm(ctx context.Context, id int64) error {
 // twice keeps the first acknowledgement.
 // Returns ENOTFOUND if the record does not exist.
 func (db *DB) AcknowledgeAlarm(ctx context.Context, id int64, user string) error {
+	if err := checkText("user", user); err != nil {
+		return err
+	}
 	res, err := db.w.NewUpdate().Model((*ferry.AlarmRecord)(nil)).
 		Set("acknowledged_at = COALESCE(acknowledged_at, ?)", db.now()).
 		Set("acknowledged_by = CASE WHEN acknowledged_at IS NULL THEN ? ELSE acknowledged_by END", user).
@@ -170,6 +176,12 @@ func (db *DB) AcknowledgeAlarm(ctx context.Context, id int64, user string) error
 // ListAlarmRecords returns one page of records, newest first, and the
 // number of records matching the filter.
 func (db *DB) ListAlarmRecords(ctx context.Context, f ferry.AlarmRecordFilter) ([]*ferry.AlarmRecord, int, error) {
+	if err := checkText("subject", f.Subject, "state", string(f.State)); err != nil {
+		return nil, 0, err
+	}
+	if err := checkTimes("since", f.Since, "until", f.Until); err != nil {
+		return nil, 0, err
+	}
 	offset, limit := page(f.Offset, f.Limit)
 	var recs []*ferry.AlarmRecord
 	q := db.r.NewSelect().Model(&recs)

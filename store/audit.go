@@ -54,6 +54,12 @@ func (db *DB) AppendAudit(ctx context.Context, rec *ferry.AuditRecord) error {
 // ListAudit returns one page of audit records, newest first unless
 // f.Ascending, and the number of records matching the filter.
 func (db *DB) ListAudit(ctx context.Context, f ferry.AuditFilter) ([]*ferry.AuditRecord, int, error) {
+	if err := checkText("actor", f.Actor, "action", f.Action, "target", f.Target, "result", f.Result); err != nil {
+		return nil, 0, err
+	}
+	if err := checkTimes("since", f.Since, "until", f.Until); err != nil {
+		return nil, 0, err
+	}
 	offset, limit := page(f.Offset, f.Limit)
 	var recs []*ferry.AuditRecord
 	q := db.r.NewSelect().Model(&recs)

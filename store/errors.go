@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/ferry-migrate/ferry"
 	"github.com/lib/pq"
@@ -137,6 +139,8 @@ func fromPostgres(e *pq.Error, table string, o op) *ferry.Error {
 		return requiredError(table, e.Column)
 	case "22001": // string_data_right_truncation
 		return &ferry.Error{Code: ferry.EINVALID, Message: fmt.Sprintf("%s: a value is too long", entity(table))}
+	case "22021", "22P05": // invalid UTF-8; \u0000 in jsonb
+		return &ferry.Error{Code: ferry.EINVALID, Message: fmt.Sprintf("%s: a value contains characters that cannot be stored", entity(table))}
 	case "22P02", "22007", "22008", "22003": // invalid text, datetime or numeric value
 		return &ferry.Error{Code: ferry.EINVALID, Message: fmt.Sprintf("%s: a value has the wrong format: %s", entity(table), e.Message)}
 	case "P0001": // raised by a trigger
@@ -289,4 +293,48 @@ func (db *DB) translateRefs(ctx context.Context, idb bun.IDB, err error, table s
 		}
 	}
 	return translate(err, table, opWrite, what)
+}
+
+// checkText returns EINVALID naming the first of the field/value pairs
+// whose value is not storable text (invalid UTF-8 or NUL bytes). Lookups
+// and filters take such values straight from URLs; without this check they
+// would reach the database as malformed queries and come back as internal
+// errors.
+func checkText(fieldValues ...string) error {
+	for i := 0; i+1 < len(fieldValues); i += 2 {
+		field, v := fieldValues[i], fieldValues[i+1]
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return &ferry.Error{
+				Code:    ferry.EINVALID,
+				Message: fmt.Sprintf("%s must be valid UTF-8 without NUL characters", field),
+				Fields:  []ferry.FieldError{{Field: field, Message: "must be valid UTF-8 without NUL characters"}},
+			}
+		}
+	}
+	return nil
+}
+
+// checkTimes returns EINVALID naming the first of the field/time pairs
+// outside the range the store keeps (see ferry.ValidTime).
+func checkTimes(fieldTimes ...any) error {
+	for i := 0; i+1 < len(fieldTimes); i += 2 {
+		field, t := fieldTimes[i].(string), fieldTimes[i+1].(time.Time)
+		if !ferry.ValidTime(t) {
+			return &ferry.Error{
+				Code:    ferry.EINVALID,
+				Message: fmt.Sprintf("%s must be between the years 1970 and 9999", field),
+				Fields:  []ferry.FieldError{{Field: field, Message: "must be between the years 1970 and 9999"}},
+			}
+		}
+	}
+	return nil
+}
+
+// pairs returns field/value pairs for checkText, one per element of vs.
+func pairs(field string, vs []string) []string {
+	out := make([]string, 0, 2*len(vs))
+	for _, v := range vs {
+		out = append(out, field, v)
+	}
+	return out
 }

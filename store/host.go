@@ -56,6 +56,9 @@ func normalizeHost(h *ferry.Host) {
 // FindHostByID returns the host.
 // Returns ENOTFOUND if it does not exist.
 func (db *DB) FindHostByID(ctx context.Context, id string) (*ferry.Host, error) {
+	if err := checkText("id", id); err != nil {
+		return nil, err
+	}
 	h := new(ferry.Host)
 	if err := db.r.NewSelect().Model(h).Where("id = ?", id).Scan(ctx); err != nil {
 		return nil, notFound(err, "find host", "host %q not found", id)
@@ -66,6 +69,9 @@ func (db *DB) FindHostByID(ctx context.Context, id string) (*ferry.Host, error) 
 // ListHosts returns one page of hosts ordered by name and the number of
 // hosts matching the filter.
 func (db *DB) ListHosts(ctx context.Context, f ferry.HostFilter) ([]*ferry.Host, int, error) {
+	if err := checkText("name", f.Name, "query", f.Query); err != nil {
+		return nil, 0, err
+	}
 	offset, limit := page(f.Offset, f.Limit)
 	var hosts []*ferry.Host
 	q := db.r.NewSelect().Model(&hosts)
@@ -113,6 +119,9 @@ func (db *DB) UpdateHost(ctx context.Context, h *ferry.Host) error {
 // with its latest metrics sample.
 // Returns ENOTFOUND if the host does not exist, EFORBIDDEN if it is revoked.
 func (db *DB) Heartbeat(ctx context.Context, id string, m ferry.HostMetrics) error {
+	if err := checkText("id", id); err != nil {
+		return err
+	}
 	now := db.now()
 	if m.Time.IsZero() {
 		m.Time = now
@@ -140,6 +149,9 @@ func (db *DB) Heartbeat(ctx context.Context, id string, m ferry.HostMetrics) err
 // now on. Revoking twice keeps the first time.
 // Returns ENOTFOUND if the host does not exist.
 func (db *DB) RevokeHost(ctx context.Context, id string) error {
+	if err := checkText("id", id); err != nil {
+		return err
+	}
 	now := db.now()
 	res, err := db.w.NewUpdate().Model((*ferry.Host)(nil)).
 		Set("revoked_at = COALESCE(revoked_at, ?)", now).Set("updated_at = ?", now).
@@ -153,6 +165,9 @@ func (db *DB) RevokeHost(ctx context.Context, id string) error {
 // DeleteHost deletes the host.
 // Returns ENOTFOUND if it does not exist, ECONFLICT if jobs still use it.
 func (db *DB) DeleteHost(ctx context.Context, id string) error {
+	if err := checkText("id", id); err != nil {
+		return err
+	}
 	res, err := db.w.NewDelete().Model((*ferry.Host)(nil)).Where("id = ?", id).Exec(ctx)
 	if err != nil {
 		return translate(err, "hosts", opDelete, "delete host")
@@ -183,6 +198,9 @@ func (db *DB) CreateEnrollmentToken(ctx context.Context, t *ferry.EnrollmentToke
 // EINVALID if the host does not validate, ECONFLICT if its name is taken (the
 // token is then left unused).
 func (db *DB) Enroll(ctx context.Context, tokenHash string, h *ferry.Host) error {
+	if err := checkText("tokenHash", tokenHash); err != nil {
+		return err
+	}
 	now := db.now()
 	return db.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		t := new(ferry.EnrollmentToken)

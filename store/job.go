@@ -56,6 +56,9 @@ func (db *DB) CreateJob(ctx context.Context, j *ferry.Job) error {
 // FindJobByID returns the job.
 // Returns ENOTFOUND if it does not exist.
 func (db *DB) FindJobByID(ctx context.Context, id string) (*ferry.Job, error) {
+	if err := checkText("id", id); err != nil {
+		return nil, err
+	}
 	j := new(ferry.Job)
 	if err := db.r.NewSelect().Model(j).Where("id = ?", id).Scan(ctx); err != nil {
 		return nil, notFound(err, "find job", "job %q not found", id)
@@ -67,6 +70,9 @@ func (db *DB) FindJobByID(ctx context.Context, id string) (*ferry.Job, error) {
 // matching the filter.
 // Returns EINVALID if the filter names an unknown state.
 func (db *DB) ListJobs(ctx context.Context, f ferry.JobFilter) ([]*ferry.Job, int, error) {
+	if err := checkText("hostId", f.HostID, "sourceHostId", f.SourceHostID, "targetHostId", f.TargetHostID, "query", f.Query); err != nil {
+		return nil, 0, err
+	}
 	offset, limit := page(f.Offset, f.Limit)
 	for _, s := range f.States {
 		if !s.Valid() {
@@ -145,6 +151,9 @@ func (db *DB) SetJobState(ctx context.Context, id string, to ferry.JobState, rea
 	}
 	now := db.now()
 	ev := &ferry.JobEvent{JobID: id, Time: now, Type: ferry.JobEventState, ToState: to, Actor: actor, Message: reason}
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
 	err := db.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		j := new(ferry.Job)
 		err := db.forUpdate(tx.NewSelect().Model(j).Column("state", "started_at").Where("id = ?", id)).Scan(ctx)
@@ -182,6 +191,9 @@ func (db *DB) SetJobState(ctx context.Context, id string, to ferry.JobState, rea
 // target data is the workflow's business, before this call.
 // Returns ENOTFOUND if it does not exist.
 func (db *DB) DeleteJob(ctx context.Context, id string) error {
+	if err := checkText("id", id); err != nil {
+		return err
+	}
 	res, err := db.w.NewDelete().Model((*ferry.Job)(nil)).Where("id = ?", id).Exec(ctx)
 	if err != nil {
 		return translate(err, "jobs", opDelete, "delete job")
@@ -209,6 +221,12 @@ func (db *DB) AppendJobEvent(ctx context.Context, e *ferry.JobEvent) error {
 // ListJobEvents returns one page of events, oldest first, and the number
 // of events matching the filter.
 func (db *DB) ListJobEvents(ctx context.Context, f ferry.JobEventFilter) ([]*ferry.JobEvent, int, error) {
+	if err := checkText(append([]string{"jobId", f.JobID}, pairs("types", f.Types)...)...); err != nil {
+		return nil, 0, err
+	}
+	if err := checkTimes("since", f.Since, "until", f.Until); err != nil {
+		return nil, 0, err
+	}
 	offset, limit := page(f.Offset, f.Limit)
 	var events []*ferry.JobEvent
 	q := db.r.NewSelect().Model(&events)

@@ -58,6 +58,9 @@ func (db *DB) FindRoleByID(ctx context.Context, id int64) (*ferry.Role, error) {
 // FindRoleByName returns the role with its permissions.
 // Returns ENOTFOUND if no role has that name.
 func (db *DB) FindRoleByName(ctx context.Context, name string) (*ferry.Role, error) {
+	if err := checkText("name", name); err != nil {
+		return nil, err
+	}
 	r := new(ferry.Role)
 	err := db.r.NewSelect().Model(r).Relation("Permissions", orderByName).Where("?TableAlias.name = ?", name).Scan(ctx)
 	if err != nil {
@@ -117,6 +120,9 @@ func (db *DB) CreatePermission(ctx context.Context, p *ferry.Permission) error {
 // FindPermissionByName returns the named permission.
 // Returns ENOTFOUND if it does not exist.
 func (db *DB) FindPermissionByName(ctx context.Context, name string) (*ferry.Permission, error) {
+	if err := checkText("name", name); err != nil {
+		return nil, err
+	}
 	p := new(ferry.Permission)
 	if err := db.r.NewSelect().Model(p).Where("name = ?", name).Scan(ctx); err != nil {
 		return nil, notFound(err, "find permission", "permission %q not found", name)

@@ -30,6 +30,9 @@ func (db *DB) CreateSession(ctx context.Context, s *ferry.Session) error {
 // tokenHash, with its user and the user's roles.
 // Returns ENOTFOUND if there is none or it has expired.
 func (db *DB) FindSessionByHash(ctx context.Context, tokenHash string) (*ferry.Session, error) {
+	if err := checkText("tokenHash", tokenHash); err != nil {
+		return nil, err
+	}
 	s := new(ferry.Session)
 	err := db.r.NewSelect().Model(s).
 		Where("token_hash = ? AND expires_at > ?", tokenHash, db.now()).Scan(ctx)
@@ -46,6 +49,9 @@ func (db *DB) FindSessionByHash(ctx context.Context, tokenHash string) (*ferry.S
 // expiresAt (sliding sessions); a zero expiresAt keeps it.
 // Returns ENOTFOUND if the session does not exist.
 func (db *DB) TouchSession(ctx context.Context, id int64, expiresAt time.Time) error {
+	if err := checkTimes("expiresAt", expiresAt); err != nil {
+		return err
+	}
 	q := db.w.NewUpdate().Model((*ferry.Session)(nil)).Set("last_seen_at = ?", db.now()).Where("id = ?", id)
 	if !expiresAt.IsZero() {
 		q = q.Set("expires_at = ?", utc(expiresAt))
@@ -110,6 +116,9 @@ func (db *DB) CreateAPIToken(ctx context.Context, t *ferry.APIToken) error {
 // records its use.
 // Returns ENOTFOUND if there is no such active token.
 func (db *DB) FindAPITokenByHash(ctx context.Context, tokenHash string) (*ferry.APIToken, error) {
+	if err := checkText("tokenHash", tokenHash); err != nil {
+		return nil, err
+	}
 	now := db.now()
 	t := new(ferry.APIToken)
 	err := db.r.NewSelect().Model(t).

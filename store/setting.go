@@ -15,6 +15,9 @@ var bunKey = bun.Ident("key")
 // GetSetting returns the setting.
 // Returns ENOTFOUND if it has never been set.
 func (db *DB) GetSetting(ctx context.Context, key string) (*ferry.Setting, error) {
+	if err := checkText("key", key); err != nil {
+		return nil, err
+	}
 	s := new(ferry.Setting)
 	if err := db.r.NewSelect().Model(s).Where("? = ?", bunKey, key).Scan(ctx); err != nil {
 		return nil, notFound(err, "get setting", "setting %q not set", key)
@@ -70,6 +73,9 @@ func (db *DB) ListSettings(ctx context.Context) ([]*ferry.Setting, error) {
 // DeleteSetting removes the setting.
 // Returns ENOTFOUND if it was not set.
 func (db *DB) DeleteSetting(ctx context.Context, key string) error {
+	if err := checkText("key", key); err != nil {
+		return err
+	}
 	res, err := db.w.NewDelete().Model((*ferry.Setting)(nil)).Where("? = ?", bunKey, key).Exec(ctx)
 	if err != nil {
 		return translate(err, "settings", opDelete, "delete setting")

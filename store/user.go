@@ -46,6 +46,9 @@ func (db *DB) FindUserByID(ctx context.Context, id int64) (*ferry.User, error) {
 // FindUserByName returns the user with its roles.
 // Returns ENOTFOUND if no user has that username.
 func (db *DB) FindUserByName(ctx context.Context, username string) (*ferry.User, error) {
+	if err := checkText("username", username); err != nil {
+		return nil, err
+	}
 	u := new(ferry.User)
 	err := db.r.NewSelect().Model(u).Relation("Roles", orderByName).Where("?TableAlias.username = ?", username).Scan(ctx)
 	if err != nil {
@@ -59,6 +62,9 @@ func orderByName(q *bun.SelectQuery) *bun.SelectQuery { return q.Order("name") }
 // ListUsers returns one page of users, ordered by username, with their
 // roles, and the number of users matching the filter.
 func (db *DB) ListUsers(ctx context.Context, f ferry.UserFilter) ([]*ferry.User, int, error) {
+	if err := checkText("username", f.Username, "query", f.Query, "role", f.Role); err != nil {
+		return nil, 0, err
+	}
 	offset, limit := page(f.Offset, f.Limit)
 	var users []*ferry.User
 	q := db.r.NewSelect().Model(&users).Relation("Roles", orderByName)
