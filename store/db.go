@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -42,8 +43,12 @@ const (
 // the same pool.
 type DB struct {
 	engine Engine
-	w      *bun.DB // writes and read-modify-write transactions
-	r      *bun.DB // plain reads
+	w      bun.IDB // writes and read-modify-write transactions
+	r      bun.IDB // plain reads
+	// wdb and rdb are the connection pools behind w and r; a DB bound to a
+	// transaction by InTx shares them but must not close them.
+	wdb, rdb *bun.DB
+	tx       bool
 
 	// Now returns the current time; tests may replace it before use.
 	Now func() time.Time
@@ -70,6 +75,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	db.register()
+	db.w, db.r = db.wdb, db.rdb
 	return db, nil
 }
 
@@ -83,8 +89,8 @@ func (db *DB) openPostgres(ctx context.Context, dsn string) error {
 	sqldb.SetMaxIdleConns(8)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	db.engine = Postgres
-	db.w = bun.NewDB(sqldb, pgdialect.New())
-	db.r = db.w
+	db.wdb = bun.NewDB(sqldb, pgdialect.New())
+	db.rdb = db.wdb
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return fmt.Errorf("store: connect to postgres: %w", err)
@@ -135,13 +141,13 @@ func (db *DB) openSQLite(ctx context.Context, dsn string) error {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	db.engine = SQLite
-	db.w = bun.NewDB(wdb, sqlitedialect.New())
+	db.wdb = bun.NewDB(wdb, sqlitedialect.New())
 	if err := wdb.PingContext(ctx); err != nil {
 		wdb.Close()
 		return fmt.Errorf("store: open SQLite %s: %w", path, err)
 	}
 	if memory {
-		db.r = db.w // another connection would see another database
+		db.rdb = db.wdb // another connection would see another database
 		return nil
 	}
 	rdb, err := sql.Open(sqliteshim.ShimName, name+"?"+rq.Encode())
@@ -151,7 +157,7 @@ func (db *DB) openSQLite(ctx context.Context, dsn string) error {
 	}
 	rdb.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	rdb.SetMaxIdleConns(max(4, runtime.NumCPU()))
-	db.r = bun.NewDB(rdb, sqlitedialect.New())
+	db.rdb = bun.NewDB(rdb, sqlitedialect.New())
 	if err := rdb.PingContext(ctx); err != nil {
 		wdb.Close()
 		rdb.Close()
@@ -162,7 +168,7 @@ func (db *DB) openSQLite(ctx context.Context, dsn string) error {
 
 // register tells bun about the link tables behind many-to-many relations.
 func (db *DB) register() {
-	for _, b := range []*bun.DB{db.w, db.r} {
+	for _, b := range []*bun.DB{db.wdb, db.rdb} {
 		b.RegisterModel((*userRole)(nil), (*rolePermission)(nil))
 	}
 }
@@ -173,25 +179,50 @@ func (db *DB) Engine() Engine { return db.engine }
 // Bun returns the underlying bun handle for writes, for tools that need raw
 // access (metadata backup, the integration tests). Store methods are the
 // supported interface.
-func (db *DB) Bun() *bun.DB { return db.w }
+func (db *DB) Bun() *bun.DB { return db.wdb }
 
 // Ping checks that the database answers, for readiness probes.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.w.PingContext(ctx); err != nil {
+	if err := db.wdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
+	}
+	if err := db.rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping readers: %w", err)
 	}
 	return nil
 }
 
-// Close closes every connection.
+// Close closes every connection. Closing a DB bound to a transaction is an
+// error; the transaction ends when the InTx function returns.
 func (db *DB) Close() error {
-	err := db.w.Close()
-	if db.r != db.w {
-		if rerr := db.r.Close(); err == nil {
+	if db.tx {
+		return errors.New("store: Close called inside InTx")
+	}
+	err := db.wdb.Close()
+	if db.rdb != db.wdb {
+		if rerr := db.rdb.Close(); err == nil {
 			err = rerr
 		}
 	}
 	return err
+}
+
+// InTx runs fn in one write transaction (BEGIN IMMEDIATE on SQLite) with a
+// DB bound to it: every store method called on tx joins the transaction,
+// which commits when fn returns nil and rolls back otherwise. Use it to make
+// several changes atomic, e.g. a mutation and its audit record. Nested InTx
+// calls use savepoints.
+//
+// fn must use only tx, never the outer DB: on SQLite the writer is one
+// connection, which the transaction holds until fn returns. When a store
+// method fails inside fn, return its error: PostgreSQL refuses every
+// further statement of a transaction once one has failed.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *DB) error) error {
+	return db.w.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
+		bound := *db
+		bound.w, bound.r, bound.tx = &btx, &btx, true
+		return fn(ctx, &bound)
+	})
 }
 
 // now returns the current time in UTC, truncated to the microseconds both

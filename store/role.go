@@ -213,3 +213,53 @@ func (db *DB) UserPermissions(ctx context.Context, userID int64) ([]string, erro
 	}
 	return names, nil
 }
+
+// EnsurePermission creates the permission, or brings the description and
+// flags of the existing one of that name up to date, and fills p with the
+// stored row. Safe to run at every start-up, from several processes at once.
+// Returns EINVALID if it does not validate.
+func (db *DB) EnsurePermission(ctx context.Context, p *ferry.Permission) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	p.CreatedAt = db.now()
+	_, err := db.w.NewInsert().Model(p).
+		On("CONFLICT (name) DO UPDATE").
+		Set("description = EXCLUDED.description").
+		Set("builtin = EXCLUDED.builtin").
+		Set("restricted = EXCLUDED.restricted").
+		Exec(ctx)
+	if err != nil {
+		return translate(err, "permissions", opWrite, "ensure permission")
+	}
+	if err := db.w.NewSelect().Model(p).Where("name = ?", p.Name).Scan(ctx); err != nil {
+		return fmt.Errorf("store: read ensured permission: %w", err)
+	}
+	return nil
+}
+
+// EnsureRole creates the role, or brings the description and built-in flag
+// of the existing one of that name up to date, and fills r with the stored
+// row (without permissions). Safe to run at every start-up, from several
+// processes at once.
+// Returns EINVALID if it does not validate.
+func (db *DB) EnsureRole(ctx context.Context, r *ferry.Role) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	r.CreatedAt = db.now()
+	r.UpdatedAt = r.CreatedAt
+	_, err := db.w.NewInsert().Model(r).
+		On("CONFLICT (name) DO UPDATE").
+		Set("description = EXCLUDED.description").
+		Set("builtin = EXCLUDED.builtin").
+		Exec(ctx)
+	if err != nil {
+		return translate(err, "roles", opWrite, "ensure role")
+	}
+	r.Permissions = nil
+	if err := db.w.NewSelect().Model(r).Where("name = ?", r.Name).Scan(ctx); err != nil {
+		return fmt.Errorf("store: read ensured role: %w", err)
+	}
+	return nil
+}

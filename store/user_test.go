@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +118,44 @@ func TestRolesAndPermissions(t *testing.T) {
 		mustNoErr(t, err)
 		if len(got) != 0 {
 			t.Fatalf("after deleting role: %v", got)
+		}
+	})
+}
+
+func TestEnsureIsIdempotentAndConcurrent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		var wg sync.WaitGroup
+		ids := make([]int64, 8)
+		roleIDs := make([]int64, 8)
+		errs := make([]error, 16)
+		for i := range ids {
+			wg.Go(func() {
+				p := &ferry.Permission{Name: ferry.PermAuditRead, Builtin: true, Restricted: true, Description: "read the log"}
+				errs[2*i] = db.EnsurePermission(ctx, p)
+				ids[i] = p.ID
+				r := &ferry.Role{Name: ferry.RoleAuditor, Builtin: true}
+				errs[2*i+1] = db.EnsureRole(ctx, r)
+				roleIDs[i] = r.ID
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			mustNoErr(t, err)
+		}
+		for i := range ids {
+			if ids[i] == 0 || ids[i] != ids[0] || roleIDs[i] == 0 || roleIDs[i] != roleIDs[0] {
+				t.Fatalf("ensured ids differ: %v %v", ids, roleIDs)
+			}
+		}
+		p := &ferry.Permission{Name: ferry.PermAuditRead, Builtin: true, Description: "changed"}
+		mustNoErr(t, db.EnsurePermission(ctx, p))
+		if p.ID != ids[0] || p.Description != "changed" || p.Restricted {
+			t.Fatalf("second ensure: %+v", p)
+		}
+		perms, err := db.ListPermissions(ctx)
+		mustNoErr(t, err)
+		if len(perms) != 1 {
+			t.Fatalf("%d permissions", len(perms))
 		}
 	})
 }
