@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,4 +116,20 @@ func VerifyKeyCheck(secret Secret, salt, check []byte) error {
 		return ErrKeyMismatch
 	}
 	return nil
+}
+
+// TransferSalt combines the salts both ends drew for a connection into the
+// salt of its Sealers, so that each end contributes freshness even when the
+// hellos cross (each hello carries its own salt and KeyCheck over it).
+// dialerSalt is the salt of the end that opened the connection.
+func TransferSalt(dialerSalt, listenerSalt []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(infoPrefix + "transfer-salt"))
+	var n [8]byte
+	for _, s := range [][]byte{dialerSalt, listenerSalt} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write(s)
+	}
+	return h.Sum(nil)
 }

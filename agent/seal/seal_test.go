@@ -267,3 +267,20 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+func TestTransferSalt(t *testing.T) {
+	a, b := []byte("salt of the dialer......"), []byte("salt of the listener....")
+	s := TransferSalt(a, b)
+	if len(s) < minSaltSize || !bytes.Equal(s, TransferSalt(bytes.Clone(a), bytes.Clone(b))) {
+		t.Fatal("TransferSalt is not a deterministic salt")
+	}
+	for name, other := range map[string][]byte{
+		"swapped":        TransferSalt(b, a),
+		"dialer differs": TransferSalt([]byte("salt of the dialer.....!"), b),
+		"shifted":        TransferSalt(append(bytes.Clone(a), b[0]), b[1:]),
+	} {
+		if bytes.Equal(s, other) {
+			t.Errorf("%s: same transfer salt", name)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ferry-migrate/ferry/agent/seal"
+)
+
+// Data frame flags set by Transform.Encode. They equal wire.FlagZstd and
+// wire.FlagSealed.
+const (
+	FlagCompressed uint8 = 1 << 0
+	FlagSealed     uint8 = 1 << 1
+)
+
+// ErrFlags is returned by Transform.Decode for a frame whose flags do not
+// match what was negotiated: unknown bits, sealed without a cipher, or —
+// when a cipher was negotiated — not sealed (a downgrade).
+var ErrFlags = errors.New("codec: data frame flags do not match the negotiated transform")
+
+// TransformConfig describes the payload processing of one connection.
+type TransformConfig struct {
+	Level  Level       // compression of outgoing frames
+	Cipher seal.Cipher // None: frames are not sealed
+	Secret seal.Secret // the job's payload key (Cipher != None)
+	Salt   []byte      // the connection's salt, e.g. seal.TransferSalt(...)
+	// Dialer tells which end of the connection this is; it picks the
+	// direction labels so that each direction has its own keys.
+	Dialer bool
+	// MaxFrameSize bounds decoded frames (MaxFrameSize if 0).
+	MaxFrameSize int
+}
+
+// Transform is the payload pipeline of one connection, both directions:
+// Encode compresses then seals an outgoing frame; Decode opens then
+// decompresses an incoming one. It has the method set of wire.FrameCodec.
+// Encode and Decode may run concurrently with each other, but each must be
+// called by one goroutine at a time.
+type Transform struct {
+	comp   *Compressor
+	decomp *Decompressor
+	tx, rx *seal.Sealer
+	limit  int
+
+	encBuf, sealBuf []byte // Encode's output buffers
+	openBuf, decBuf []byte // Decode's output buffers
+}
+
+// NewTransform builds the pipeline. Returns an error for an invalid level
+// or cipher, or (wrapped from package seal) a short secret or salt.
+func NewTransform(cfg TransformConfig) (*Transform, error) {
+	t := &Transform{limit: cfg.MaxFrameSize}
+	if t.limit <= 0 {
+		t.limit = MaxFrameSize
+	}
+	var err error
+	if t.comp, err = NewCompressor(cfg.Level); err != nil {
+		return nil, err
+	}
+	if t.decomp, err = NewDecompressor(t.limit); err != nil {
+		t.comp.Close()
+		return nil, err
+	}
+	if cfg.Cipher != seal.None {
+		out, in := "listener->dialer", "dialer->listener"
+		if cfg.Dialer {
+			out, in = in, out
+		}
+		if t.tx, err = seal.NewSealer(cfg.Cipher, cfg.Secret, cfg.Salt, out); err == nil {
+			t.rx, err = seal.NewSealer(cfg.Cipher, cfg.Secret, cfg.Salt, in)
+		}
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// Encode transforms payload, frame number seq of this connection's
+// outgoing Data frames, and returns the bytes to send and their flags.
+//
+// dst is not used: the result lives in the Transform's own buffers, or is
+// payload itself when the frame goes out raw and unsealed, and stays valid
+// until the next Encode. (Callers that recycle the result as the next dst
+// could otherwise hand back the caller's own payload buffer.)
+func (t *Transform) Encode(_, payload []byte, seq uint64) (out []byte, flags uint8, err error) {
+	out, compressed := t.comp.Encode(t.encBuf[:0], payload)
+	if compressed {
+		t.encBuf = out[:0]
+		flags |= FlagCompressed
+	}
+	if t.tx != nil {
+		out = t.tx.Seal(t.sealBuf[:0], out, seq)
+		t.sealBuf = out[:0]
+		flags |= FlagSealed
+	}
+	return out, flags, nil
+}
+
+// Decode reverses Encode for frame number seq of the incoming Data frames,
+// whose original length was rawLen. dst is not used (see Encode); the
+// result is valid until the next Decode. Errors: ErrFlags (wrapped) for
+// flags that do not match the negotiated cipher, the seal package's
+// ErrReplayed, ErrReordered, ErrSpliced or ErrTampered, ErrFrameTooLarge or
+// ErrCorrupt from decompression, and an error if the result is not rawLen
+// bytes long.
+func (t *Transform) Decode(_, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
+	if flags&^(FlagCompressed|FlagSealed) != 0 {
+		return nil, fmt.Errorf("%w: unknown flags %#x", ErrFlags, flags)
+	}
+	sealed := flags&FlagSealed != 0
+	switch {
+	case sealed && t.rx == nil:
+		return nil, fmt.Errorf("%w: frame %d is sealed but no cipher was negotiated", ErrFlags, seq)
+	case !sealed && t.rx != nil:
+		return nil, fmt.Errorf("%w: frame %d is not sealed but %v was negotiated", ErrFlags, seq, t.rx.Cipher())
+	}
+	if rawLen < 0 || rawLen > t.limit {
+		return nil, fmt.Errorf("%w: frame %d announces %d bytes", ErrFrameTooLarge, seq, rawLen)
+	}
+	data := payload
+	if sealed {
+		var err error
+		if data, err = t.rx.Open(t.openBuf[:0], payload, seq); err != nil {
+			return nil, err
+		}
+		t.openBuf = data[:0]
+	}
+	if flags&FlagCompressed != 0 {
+		out, err := t.decomp.Decode(t.decBuf[:0], data)
+		if err != nil {
+			return nil, fmt.Errorf("frame %d: %w", seq, err)
+		}
+		t.decBuf = out[:0]
+		data = out
+	}
+	if len(data) != rawLen {
+		return nil, fmt.Errorf("codec: frame %d decodes to %d bytes, header says %d", seq, len(data), rawLen)
+	}
+	return data, nil
+}
+
+// Stats returns the outgoing compression counters (bytes before and after).
+func (t *Transform) Stats() Stats { return t.comp.Stats() }
+
+// Close releases the compressor and decompressor.
+func (t *Transform) Close() {
+	t.comp.Close()
+	t.decomp.Close()
+}
