@@ -149,9 +149,11 @@ func (c *Controller) Mirror(ctx context.Context, req MirrorRequest, onProgress f
 		// connection: report the target's own error then.
 		sc.Close()
 		var terr error
-		select {
-		case terr = <-tdone:
-		case <-time.After(5 * time.Second):
+		if wire.CodeOf(serr) == wire.CodeInternal {
+			select {
+			case terr = <-tdone:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		tc.Close()
 		var tre *wire.RemoteError
