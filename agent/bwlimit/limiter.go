@@ -43,9 +43,14 @@ type Limiter struct {
 	forbidden bool      // transfers forbidden now
 	next      time.Time // when rate/forbidden change next; zero = never
 	burst     float64
-	tokens    float64 // may be negative: debt of granted requests
-	last      time.Time
-	changed   chan struct{} // closed and replaced by SetSchedule
+	// The bucket as two running totals: bytes the rate has made available
+	// (capacity) and bytes requested (reserved). tokens = capacity -
+	// reserved; a waiter whose request ends at reserved position p may go
+	// once capacity >= p, so waiters are served in arrival order.
+	capacity float64
+	reserved float64
+	last     time.Time
+	changed  chan struct{} // closed and replaced by SetSchedule
 }
 
 // NewLimiter returns a Limiter following s (nil = unlimited), timed by
@@ -58,7 +63,7 @@ func NewLimiter(s *Schedule, clock Clock) *Limiter {
 	now := clock.Now()
 	l.last = now
 	l.loadLocked(now)
-	l.tokens = l.burst
+	l.setTokensLocked(l.burst)
 	return l
 }
 
@@ -106,7 +111,7 @@ func (l *Limiter) WaitN(ctx context.Context, n int) error {
 		return nil
 	}
 	l.mu.Lock()
-	reserved := false
+	var pos float64 // this request's end position; 0 = not yet reserved
 	for {
 		now := l.clock.Now()
 		l.advanceLocked(now)
@@ -121,15 +126,15 @@ func (l *Limiter) WaitN(ctx context.Context, n int) error {
 			l.mu.Unlock()
 			return nil
 		default:
-			if !reserved {
-				l.tokens -= float64(n)
-				reserved = true
+			if pos == 0 {
+				l.reserved += float64(n)
+				pos = l.reserved
 			}
-			if l.tokens >= 0 {
+			if l.capacity >= pos {
 				l.mu.Unlock()
 				return nil
 			}
-			wait = time.Duration(-l.tokens / float64(l.rate) * float64(time.Second))
+			wait = time.Duration((pos - l.capacity) / float64(l.rate) * float64(time.Second))
 			if !l.next.IsZero() {
 				wait = min(wait, l.next.Sub(now))
 			}
@@ -139,9 +144,10 @@ func (l *Limiter) WaitN(ctx context.Context, n int) error {
 		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			if reserved {
+			if pos != 0 {
+				// Give the bytes back: later waiters move up.
 				l.mu.Lock()
-				l.tokens += float64(n)
+				l.capacity += float64(n)
 				l.mu.Unlock()
 			}
 			return ctx.Err()
@@ -163,7 +169,7 @@ func (l *Limiter) advanceLocked(now time.Time) {
 		}
 		if end.After(l.last) {
 			if l.rate != Unlimited && !l.forbidden {
-				l.tokens = min(l.tokens+float64(l.rate)*end.Sub(l.last).Seconds(), l.burst)
+				l.capacity = min(l.capacity+float64(l.rate)*end.Sub(l.last).Seconds(), l.reserved+l.burst)
 			}
 			l.last = end
 		} else if now.Before(l.last) {
@@ -185,13 +191,17 @@ func (l *Limiter) loadLocked(t time.Time) {
 	}
 	l.burst = burstFor(l.rate)
 	switch {
-	case l.rate == Unlimited && !l.forbidden:
-		l.tokens = l.burst
-	case wasUnlimited:
-		l.tokens = l.burst
+	case l.rate == Unlimited && !l.forbidden, wasUnlimited:
+		l.setTokensLocked(l.burst)
 	default:
-		l.tokens = min(l.tokens, l.burst)
+		l.capacity = min(l.capacity, l.reserved+l.burst)
 	}
+}
+
+// setTokensLocked fills the bucket to tokens, clearing any debt (waiters
+// already reserved are released).
+func (l *Limiter) setTokensLocked(tokens float64) {
+	l.capacity = l.reserved + tokens
 }
 
 func burstFor(bytesPerSec int64) float64 {

@@ -247,3 +247,30 @@ func TestRealTime40MiBAt4M(t *testing.T) {
 		t.Errorf("40 MiB at 4M took %v, want 10 s ±10%%", elapsed)
 	}
 }
+
+func TestWaitersServedInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := newTestClock(at(time.Saturday, 3, 0, 0))
+		lim := NewLimiter(mustSchedule(t, "1M"), clock)
+		if err := lim.WaitN(t.Context(), int(burstFor(1<<20))); err != nil { // drain the bucket
+			t.Fatal(err)
+		}
+		start := time.Now()
+		released := make(chan string, 2)
+		go func() {
+			lim.WaitN(t.Context(), 1<<20)
+			released <- "first " + time.Since(start).String()
+		}()
+		synctest.Wait() // the first has reserved
+		go func() {
+			lim.WaitN(t.Context(), 1<<20)
+			released <- "second " + time.Since(start).String()
+		}()
+		if got := <-released; got != "first 1s" {
+			t.Errorf("got %q, want the first waiter released after 1s", got)
+		}
+		if got := <-released; got != "second 2s" {
+			t.Errorf("got %q, want the second waiter released after 2s", got)
+		}
+	})
+}
