@@ -5,16 +5,20 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/ferry-migrate/ferry"
 )
 
 // SettingStore is what the controller needs to record settings.
 type SettingStore interface {
 	// PutSetting creates or replaces one setting.
-	PutSetting(ctx context.Context, key, value string) error
+	// Returns EINVALID if the key or value is malformed.
+	PutSetting(ctx context.Context, s *ferry.Setting) error
 }
 
 // Controller holds the controller activities' dependencies.
@@ -52,7 +56,11 @@ type RecordSelfTestResult struct {
 // RecordSelfTest writes the setting "selftest.last" through the store.
 func (c *Controller) RecordSelfTest(ctx context.Context, in RecordSelfTestInput) (RecordSelfTestResult, error) {
 	value := fmt.Sprintf("%s by %s at %s", in.WorkflowID, in.RequestedBy, c.now().UTC().Format(time.RFC3339Nano))
-	if err := c.Settings.PutSetting(ctx, "selftest.last", value); err != nil {
+	raw, err := json.Marshal(value)
+	if err != nil {
+		return RecordSelfTestResult{}, err
+	}
+	if err := c.Settings.PutSetting(ctx, &ferry.Setting{Key: "selftest.last", Value: raw}); err != nil {
 		return RecordSelfTestResult{}, fmt.Errorf("record self-test: %w", err)
 	}
 	activity.GetLogger(ctx).Info("self-test recorded", "workflow_id", in.WorkflowID)

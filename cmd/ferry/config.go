@@ -38,14 +38,14 @@ type controlConfig struct {
 	CADir string
 }
 
-// addDatabaseFlags registers the storage and Temporal flags.
-func (c *controlConfig) addCoreFlags(fs *pflag.FlagSet, defDSN string) {
+// addCoreFlags registers the storage, Temporal and CA flags.
+func (c *controlConfig) addCoreFlags(fs *pflag.FlagSet, defDSN, defCA string) {
 	fs.StringVar(&c.DatabaseDSN, "database-dsn", defDSN,
 		"database: postgres://user:pass@host:5432/db?sslmode=… for PostgreSQL, or sqlite:PATH for the embedded SQLite file")
 	fs.StringVar(&c.TemporalAddress, "temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", "default", "Temporal namespace")
 	fs.StringVar(&c.TemporalUIURL, "temporal-ui-url", "http://127.0.0.1:8233", "Temporal web UI base URL, linked from jobs")
-	fs.StringVar(&c.CADir, "ca-dir", "", "directory of the control plane's certificate authority that issues agent certificates (created if missing)")
+	fs.StringVar(&c.CADir, "ca-dir", defCA, "directory of the control plane's certificate authority that issues agent certificates (created if missing)")
 }
 
 // addServeFlags registers the API server's listener, TLS, object store and

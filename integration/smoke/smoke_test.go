@@ -6,6 +6,7 @@ package smoke
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -58,9 +59,13 @@ func TestWorkerWritesThroughStoreToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var value string
-	if err := db.QueryRowContext(ctx, "SELECT value FROM settings WHERE key = $1", res.Key).Scan(&value); err != nil {
+	var raw []byte
+	if err := db.QueryRowContext(ctx, "SELECT value FROM settings WHERE key = $1", res.Key).Scan(&raw); err != nil {
 		t.Fatalf("the worker's write is not in PostgreSQL: %v", err)
+	}
+	var value string
+	if err := json.Unmarshal(raw, &value); err != nil {
+		t.Fatalf("settings value %q is not a JSON string: %v", raw, err)
 	}
 	if value != res.Value || !strings.HasPrefix(value, run.GetID()+" by smoke-test at ") {
 		t.Fatalf("settings row = %q, workflow reported %q", value, res.Value)
