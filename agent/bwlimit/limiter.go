@@ -102,8 +102,9 @@ func (l *Limiter) State() (bytesPerSec int64, forbidden bool, until time.Time) {
 
 // WaitN blocks until n bytes may be sent: immediately when unlimited, after
 // the bucket has refilled otherwise, and — in a forbidden window — until
-// the window ends or SetSchedule lifts it. n may exceed the burst (the
-// bucket goes into debt that later callers wait out). Returns ctx.Err() if
+// the window ends or SetSchedule lifts it. n may exceed the burst: the
+// request goes once the rate has covered it. Waiters are served in arrival
+// order. Returns ctx.Err() if
 // ctx ends while waiting; the n bytes are then not counted. A nil Limiter
 // returns nil at once.
 func (l *Limiter) WaitN(ctx context.Context, n int) error {
@@ -173,7 +174,11 @@ func (l *Limiter) advanceLocked(now time.Time) {
 			}
 			l.last = end
 		} else if now.Before(l.last) {
-			l.last = now // the clock went back: start counting afresh
+			// The wall clock went back: start counting afresh and re-read
+			// the schedule, which may now be in an earlier window.
+			l.last = now
+			l.loadLocked(now)
+			return
 		}
 		if !crossed {
 			return
