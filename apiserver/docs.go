@@ -9,6 +9,8 @@ import (
 //go:embed docs
 var docsFS embed.FS
 
+//go:generate go test -run TestOpenAPIUpToDate -update .
+
 // registerDocs serves the offline API reference at /docs: a small page
 // that renders /openapi.json with plain JavaScript from embedded files,
 // so it works without any network access beyond this server.
