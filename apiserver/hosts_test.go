@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +184,60 @@ func TestHeartbeatAndRevocation(t *testing.T) {
 		"sourcePaths": []string{"/srv"}, "targetHostId": other.HostID, "targetPath": "/srv"}), http.StatusUnprocessableEntity)
 	if p := problemOf(t, r); len(p.Errors) != 1 || p.Errors[0].Location != "body.sourceHostId" {
 		t.Errorf("job with revoked host: %+v", p)
+	}
+}
+
+// tlsServer serves the API over HTTPS with a certificate from the test CA,
+// asking agents for their client certificates.
+func (e *testEnv) tlsServer() *httptest.Server {
+	e.t.Helper()
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	certPEM, keyPEM, err := e.ca.Issue("ferry-server", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
+	pool := x509.NewCertPool()
+	pool.AddCert(e.ca.Cert)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	ts.StartTLS()
+	e.t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestEnrollClient(t *testing.T) {
+	e := newEnv(t)
+	ts := e.tlsServer()
+	var tok CreateEnrollmentTokenOutput
+	decode(t, e.expect(e.do("POST", "/api/v1/hosts/enrollment-tokens", e.token["admin"], map[string]any{}), http.StatusCreated), &tok.Body)
+	pool := x509.NewCertPool()
+	pool.AddCert(e.ca.Cert)
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	ctx := context.Background()
+	en, err := EnrollWith(ctx, trusting, ts.URL, tok.Body.Token, "", testFacts("agent1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnrollWith(ctx, trusting, ts.URL, tok.Body.Token, "", testFacts("agent1")); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("second enrollment with the same token: %v", err)
+	}
+	client, err := AgentClient(en.CertPEM, en.KeyPEM, en.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := testFacts("agent1")
+	facts.Kernel = "6.19.0"
+	srvTime, err := SendHeartbeat(ctx, client, ts.URL, &facts, ferry.HostMetrics{Load1: 0.5})
+	if err != nil || time.Since(srvTime).Abs() > time.Minute {
+		t.Fatalf("heartbeat: %v, server time %v", err, srvTime)
+	}
+	h, _ := e.db.FindHostByID(ctx, en.HostID)
+	if h.Kernel != "6.19.0" || h.Metrics.Load1 != 0.5 {
+		t.Errorf("heartbeat facts not stored: %+v", h)
+	}
+	e.expect(e.do("POST", "/api/v1/hosts/"+en.HostID+"/revoke", e.token["admin"], nil), http.StatusOK)
+	client.CloseIdleConnections()
+	if _, err := SendHeartbeat(ctx, client, ts.URL, nil, ferry.HostMetrics{}); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("heartbeat after revocation: %v", err)
 	}
 }
