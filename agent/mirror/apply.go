@@ -177,12 +177,7 @@ func (a *applier) apply(open map[uint64]*openFile, it applyItem) error {
 		if it.end != nil && p.base == "final" && it.end.Size == p.validLen {
 			// Delta found nothing to send: the content is identical.
 			a.forget(it.id, p)
-			cur, err := r.root.Lstat(p.e.Path)
-			if err != nil {
-				r.objErr(p.e.Path, err)
-				return nil
-			}
-			r.fixMeta(&p.e, cur)
+			r.fixMeta(&p.e, p.cur)
 			return nil
 		}
 		var err error

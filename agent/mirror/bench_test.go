@@ -25,3 +25,33 @@ func BenchmarkLargeFile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmallFiles mirrors 5,000 files of 1-8 KiB per iteration.
+func BenchmarkSmallFiles(b *testing.B) {
+	src := b.TempDir()
+	for i := range 5000 {
+		d := filepath.Join(src, "d"+string(rune('a'+i/500)))
+		if i%500 == 0 {
+			os.MkdirAll(d, 0o755)
+		}
+		os.WriteFile(filepath.Join(d, "f"+itoa(i)), randBytes(uint64(i), 1024+i%7000), 0o644)
+	}
+	for b.Loop() {
+		dst := b.TempDir()
+		res := mirrorOnceB(b, src, dst, b.TempDir(), Options{})
+		if res.serr != nil || res.rerr != nil {
+			b.Fatal(res.serr, res.rerr)
+		}
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}

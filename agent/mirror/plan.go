@@ -1,11 +1,13 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"sync"
 
@@ -180,7 +182,7 @@ func (r *Receiver) fixMeta(e *fsys.Entry, cur fsys.Entry) {
 // planFile answers for a regular file.
 func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, hashQ chan<- *plan) {
 	e := &fe.Entry
-	p := &plan{e: *e, action: wire.NeedFull}
+	p := &plan{e: *e, action: wire.NeedFull, cur: cur}
 	isFile := exists && cur.Type == fsys.TypeFile
 	// (A hardlinked target file is never patched in place: content is
 	// always written to a new inode and renamed, and finish re-links the
@@ -204,6 +206,8 @@ func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, has
 			r.fixMeta(e, cur)
 			r.pushNeed(wire.Need{ID: fe.ID, Action: wire.NeedSkip})
 			return
+		case isFile && cur.Size == e.Size && len(fe.Hash) == wire.HashSize:
+			p.action, p.base, p.validLen, p.srcHash = wire.NeedDelta, "final", cur.Size, fe.Hash
 		case isFile && cur.Size > 0:
 			p.action, p.base, p.validLen = wire.NeedDelta, "final", cur.Size
 		}
@@ -233,10 +237,25 @@ func (r *Receiver) hashBase(p *plan, buf []byte) error {
 	}
 	f, err := r.root.Open(rel)
 	if err == nil {
-		var st fsys.Entry
-		st, err = r.root.Lstat(rel)
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil && p.srcHash != nil {
+			// Strict mode, small file: compare whole-content hashes here.
+			var h [wire.HashSize]byte
+			if h, err = contentHash(f, fi.Size(), buf); err == nil {
+				if bytes.Equal(h[:], p.srcHash) && fi.Size() == p.e.Size {
+					f.Close()
+					r.mu.Lock()
+					delete(r.plans, p.id)
+					r.mu.Unlock()
+					r.fixMeta(&p.e, p.cur)
+					r.pushNeed(wire.Need{ID: p.id, Action: wire.NeedSkip})
+					return nil
+				}
+				// Different: fall through to a block delta.
+			}
+		}
 		if err == nil {
-			p.validLen = min(p.validLen, st.Size)
+			p.validLen = min(p.validLen, fi.Size())
 			var hashes []byte
 			hashes, err = blockHashes(f, p.validLen, buf)
 			if err == nil {

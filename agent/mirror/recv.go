@@ -53,6 +53,11 @@ type plan struct {
 	tmpRel   string
 	validLen int64
 	id       uint64
+	// cur is the target object at plan time (for a metadata-only fix).
+	cur fsys.Entry
+	// srcHash is the source's content hash of a small file (strict mode):
+	// the hash pool confirms an identical file locally.
+	srcHash []byte
 }
 
 // errBadPath marks a path the peer must never send.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/ferry-migrate/ferry/agent/fsys"
+	"golang.org/x/sys/unix"
 )
 
 // scanner walks a tree with several workers (directory reads and lstats of
@@ -20,6 +22,10 @@ type scanner struct {
 	// onErr is called for an object that cannot be read; a non-nil return
 	// aborts the scan.
 	onErr func(rel string, err error) error
+	// hashSmall makes the scan hash the content of regular files up to
+	// smallFile bytes (strict mode), delivered in hashes.
+	hashSmall bool
+	hashes    sync.Map // relative path -> []byte
 }
 
 // run scans the whole tree. The root's own entry (Path "") comes first.
@@ -95,6 +101,10 @@ func (s *scanner) readDir(ctx context.Context, rel string, out chan<- []fsys.Ent
 		return nil, s.onErr(rel, err)
 	}
 	batch := make([]fsys.Entry, 0, len(names))
+	var hbuf []byte
+	if s.hashSmall {
+		hbuf = make([]byte, 64<<10)
+	}
 	var subdirs []string
 	for _, n := range names {
 		child := joinRel(rel, n.Path)
@@ -114,6 +124,11 @@ func (s *scanner) readDir(ctx context.Context, rel string, out chan<- []fsys.Ent
 		e.Path = child
 		if s.filter.Excluded(child, &e) {
 			continue
+		}
+		if s.hashSmall && e.Type == fsys.TypeFile && e.Size > 0 && e.Size <= smallFile {
+			if h, ok := hashAt(fd, n.Path, e.Size, hbuf); ok {
+				s.hashes.Store(child, h)
+			}
 		}
 		batch = append(batch, e)
 		if e.Type == fsys.TypeDir {
@@ -136,4 +151,25 @@ func joinRel(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
+}
+
+// hashAt returns the content hash of the regular file name in dirfd, if it
+// can be read and still has the scanned size (else the target falls back to
+// block hashes).
+func hashAt(dirfd int, name string, size int64, buf []byte) ([]byte, bool) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, false
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != size {
+		return nil, false
+	}
+	h, err := contentHash(f, size, buf)
+	if err != nil {
+		return nil, false
+	}
+	return h[:], true
 }

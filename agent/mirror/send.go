@@ -40,6 +40,7 @@ type Sender struct {
 	openHook func(rel string) error
 
 	root *fsys.Root
+	sc   *scanner
 	c    counters
 
 	// Guarded by mu.
@@ -99,7 +100,9 @@ func (s *Sender) Run(ctx context.Context) (Summary, error) {
 
 	// Scanner → batcher → EntryBatch messages.
 	entries := make(chan []fsys.Entry, 16)
-	sc := &scanner{root: root, filter: filter, workers: 4, onErr: s.scanError}
+	sc := &scanner{root: root, filter: filter, workers: 4, onErr: s.scanError,
+		hashSmall: s.Job.Opts.Checksum == wire.ChecksumStrict}
+	s.sc = sc
 	wg.Go(func() {
 		defer close(entries)
 		fail(sc.run(ctx, entries))
@@ -261,6 +264,9 @@ func (s *Sender) announce(ctx context.Context, in <-chan []fsys.Entry) error {
 				}
 				s.c.filesTotal.Add(1)
 				s.c.bytesTotal.Add(e.Size)
+				if h, ok := s.sc.hashes.LoadAndDelete(e.Path); ok {
+					fe.Hash = h.([]byte)
+				}
 				s.mu.Lock()
 				s.pending[next] = e
 				s.mu.Unlock()

@@ -16,6 +16,10 @@ type FileEntry struct {
 	// LinkTo, when set, makes this entry a hardlink to the regular file at
 	// that relative path (sent earlier in the same conversation).
 	LinkTo string
+	// Hash, when set (strict mode, small files), is the XXH3-128 hash of
+	// the whole content, computed by the source during its scan, so the
+	// target can confirm an identical file without another round trip.
+	Hash []byte
 }
 
 // EncodeEntry appends the metadata of x (without Dev/Ino/Nlink).
@@ -80,6 +84,7 @@ func (m *EntryBatch) Encode(e *Encoder) {
 		e.Uvarint(x.ID)
 		EncodeEntry(e, &x.Entry)
 		e.String(x.LinkTo)
+		e.Blob(x.Hash)
 	}
 }
 
@@ -91,6 +96,9 @@ func (m *EntryBatch) Decode(d *Decoder) error {
 		x.ID = d.Uvarint()
 		DecodeEntry(d, &x.Entry)
 		x.LinkTo = d.String()
+		if h := d.Blob(); len(h) > 0 {
+			x.Hash = append([]byte(nil), h...)
+		}
 	}
 	return d.Err()
 }
