@@ -22,9 +22,9 @@ type Status struct {
 	// PendingAction is an accepted action not yet carried out.
 	PendingAction string `json:"pendingAction,omitempty"`
 
-	Progress  Progress            `json:"progress"`
+	Progress  Progress           `json:"progress"`
 	Prechecks []activities.Check `json:"prechecks,omitempty"`
-	LastError string              `json:"lastError,omitempty"`
+	LastError string             `json:"lastError,omitempty"`
 	// WaitingForHosts lists the hosts whose agents are offline while the
 	// job needs them.
 	WaitingForHosts []HostWait `json:"waitingForHosts,omitempty"`
