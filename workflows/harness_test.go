@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/mock"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferry-migrate/ferry"
 	"github.com/ferry-migrate/ferry/activities"
@@ -25,19 +25,19 @@ type harness struct {
 	env *testsuite.TestWorkflowEnvironment
 
 	// Stubs; the mocks call them, so a test can swap them.
-	precheck    func(activities.PrecheckInput) (activities.PrecheckResult, error)
+	precheck      func(activities.PrecheckInput) (activities.PrecheckResult, error)
 	precheckAfter time.Duration
 	testAfter     time.Duration
-	mirror      func(activities.MirrorInput) (activities.MirrorResult, error)
-	mirrorAfter time.Duration
-	syncReady   func(activities.SyncInput) (activities.SyncResult, error)
-	readyAfter  time.Duration
-	syncWindow  func(activities.SyncInput) (activities.SyncResult, error)
-	windowAfter time.Duration
-	finalAfter  time.Duration
-	verify      func(activities.VerifyInput) (activities.VerifyResult, error)
-	cutover     func(activities.CutoverInput) (activities.CutoverResult, error)
-	hook        func(activities.RunHookInput) (activities.RunHookResult, error)
+	mirror        func(activities.MirrorInput) (activities.MirrorResult, error)
+	mirrorAfter   time.Duration
+	syncReady     func(activities.SyncInput) (activities.SyncResult, error)
+	readyAfter    time.Duration
+	syncWindow    func(activities.SyncInput) (activities.SyncResult, error)
+	windowAfter   time.Duration
+	finalAfter    time.Duration
+	verify        func(activities.VerifyInput) (activities.VerifyResult, error)
+	cutover       func(activities.CutoverInput) (activities.CutoverResult, error)
+	hook          func(activities.RunHookInput) (activities.RunHookResult, error)
 
 	mu       sync.Mutex // guards the records below (mocks run on other goroutines)
 	events   []ferry.JobEvent

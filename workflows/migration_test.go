@@ -127,10 +127,10 @@ func TestPauseResumeDuringSyncAndMirror(t *testing.T) {
 	var paused Status
 	h.at(30*time.Second, UpdatePause) // mirroring
 	h.queryAt(40*time.Second, &paused)
-	h.at(50*time.Second, UpdateResume)          // back to mirroring
-	h.at(3*time.Minute, UpdatePause)            // syncing
-	h.at(4*time.Minute, UpdateResume)           // back to syncing
-	h.at(5*time.Minute, UpdateRemirror)         // syncing → mirroring
+	h.at(50*time.Second, UpdateResume)  // back to mirroring
+	h.at(3*time.Minute, UpdatePause)    // syncing
+	h.at(4*time.Minute, UpdateResume)   // back to syncing
+	h.at(5*time.Minute, UpdateRemirror) // syncing → mirroring
 	h.at(5*time.Minute+10*time.Second, UpdateCancel)
 	res, err := h.run(spec)
 	if err != nil {
