@@ -60,6 +60,14 @@ func entity(table string) string {
 	return strings.TrimSuffix(table, "s")
 }
 
+// article prefixes a noun with "a" or "an".
+func article(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiouAEIOU", rune(noun[0])) {
+		return "an " + noun
+	}
+	return "a " + noun
+}
+
 // fieldName turns a column name into the JSON field name of the domain
 // type: source_host_id → sourceHostId.
 func fieldName(column string) string {
@@ -208,8 +216,8 @@ func uniqueError(table string, cols []string) *ferry.Error {
 	for _, c := range cols {
 		fe.Fields = append(fe.Fields, ferry.FieldError{Field: fieldName(c), Message: "already exists"})
 	}
-	fe.Message = fmt.Sprintf("a %s with this %s already exists (%s.%s)",
-		entity(table), strings.Join(cols, " and "), table, strings.Join(cols, ", "))
+	fe.Message = fmt.Sprintf("%s with this %s already exists (%s.%s)",
+		article(entity(table)), strings.Join(cols, " and "), table, strings.Join(cols, ", "))
 	return fe
 }
 
@@ -217,9 +225,11 @@ func missingRefError(table string, cols []string) *ferry.Error {
 	fe := &ferry.Error{Code: ferry.EINVALID}
 	slices.Sort(cols)
 	switch len(cols) {
+	case 0:
+		fe.Message = fmt.Sprintf("%s refers to a record that does not exist", article(entity(table)))
 	case 1:
 		ref := entity(foreignKeys[table][cols[0]])
-		fe.Message = fmt.Sprintf("%s.%s refers to a %s that does not exist", table, cols[0], ref)
+		fe.Message = fmt.Sprintf("%s.%s refers to %s that does not exist", table, cols[0], article(ref))
 		fe.Fields = []ferry.FieldError{{Field: fieldName(cols[0]), Message: ref + " does not exist"}}
 	default:
 		fe.Message = fmt.Sprintf("%s: one of %s refers to a record that does not exist", table, strings.Join(cols, ", "))
@@ -233,7 +243,7 @@ func missingRefError(table string, cols []string) *ferry.Error {
 func inUseError(table, byTable string) *ferry.Error {
 	msg := fmt.Sprintf("the %s is still in use", entity(table))
 	if byTable != "" && byTable != table {
-		msg = fmt.Sprintf("the %s is still in use by %s (%s)", entity(table), entity(byTable)+"s", byTable)
+		msg = fmt.Sprintf("the %s is still in use by %s", entity(table), strings.ReplaceAll(byTable, "_", " "))
 	}
 	return &ferry.Error{Code: ferry.ECONFLICT, Message: msg}
 }
