@@ -45,6 +45,17 @@ type inotifyBackend struct {
 	// unwatched holds subtrees that could not be watched (watch limit); they
 	// are reported as OpRescan every interval until a watch succeeds.
 	unwatched map[string]bool
+	// lost holds directories reported created whose watch could not be
+	// added because the path was already gone (renamed or removed before
+	// the event was read). A later rename of them or an ancestor retries.
+	lost map[string]bool
+	// consumed is the stream offset of the next event to translate and
+	// bufEnd that of the end of the buffer being translated; checks are
+	// watches to verify at a stream offset (see inotify_sync.go).
+	consumed, bufEnd int64
+	checks           []watchCheck
+	// abort stops translating the current buffer (after a resync).
+	abort bool
 	// pendingFrom is an IN_MOVED_FROM waiting for its IN_MOVED_TO.
 	pendingFrom *inotifyRaw
 }
@@ -63,7 +74,7 @@ func newInotify(opts Options, f filter, q *queue) (*inotifyBackend, error) {
 	}
 	b := &inotifyBackend{
 		root: opts.Root, filter: f, q: q, log: opts.Logger, interval: opts.RescanInterval, fd: fd,
-		wds: map[int32]string{}, byPath: map[string]int32{}, unwatched: map[string]bool{},
+		wds: map[int32]string{}, byPath: map[string]int32{}, unwatched: map[string]bool{}, lost: map[string]bool{},
 		addWatch: unix.InotifyAddWatch,
 	}
 	if _, err := unix.InotifyAddWatch(fd, opts.Root, inotifyMask); err != nil {
@@ -107,11 +118,18 @@ func (b *inotifyBackend) watchTree(rel string, emit bool, now time.Time) []Event
 			b.unwatched[rel] = true
 			out = append(out, Event{Op: OpRescan, Path: rel, Dir: true, Time: now})
 			return
+		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+			// Gone from this path, which may only be stale: a rename of it
+			// or an ancestor may still be queued. That rename retries it.
+			b.lost[rel] = true
+			return
 		case err != nil:
-			return // vanished or not a directory any more: its parent reports that
+			b.log.Warn("capture: cannot watch directory; rescanning it periodically", "dir", rel, "err", err)
+			b.unwatched[rel] = true
+			out = append(out, Event{Op: OpRescan, Path: rel, Dir: true, Time: now})
+			return
 		}
-		b.wds[int32(wd)] = rel
-		b.byPath[rel] = int32(wd)
+		b.noteWatch(int32(wd), rel)
 		ents, err := os.ReadDir(b.abs(rel))
 		if err != nil {
 			return
@@ -142,9 +160,11 @@ func (b *inotifyBackend) unwatch(rel string) {
 			delete(b.wds, wd)
 		}
 	}
-	for p := range b.unwatched {
-		if p == rel || strings.HasPrefix(p, rel+"/") {
-			delete(b.unwatched, p)
+	for _, set := range []map[string]bool{b.unwatched, b.lost} {
+		for p := range set {
+			if p == rel || strings.HasPrefix(p, rel+"/") {
+				delete(set, p)
+			}
 		}
 	}
 }
@@ -171,12 +191,33 @@ func (b *inotifyBackend) renameWatches(from, to string) {
 	for p, wd := range moved {
 		b.byPath[p] = wd
 	}
-	for p := range b.unwatched {
-		if np, ok := re(p); ok {
-			delete(b.unwatched, p)
-			b.unwatched[np] = true
+	for _, set := range []map[string]bool{b.unwatched, b.lost} {
+		var moved []string
+		for p := range set {
+			if np, ok := re(p); ok {
+				delete(set, p)
+				moved = append(moved, np)
+			}
+		}
+		for _, p := range moved {
+			set[p] = true
 		}
 	}
+}
+
+// retryLost adds watches for lost directories under rel (just renamed):
+// each is reported as OpRescan, since events in it were missed.
+func (b *inotifyBackend) retryLost(rel string, now time.Time, out []Event) []Event {
+	for p := range b.lost {
+		if p == rel || strings.HasPrefix(p, rel+"/") {
+			delete(b.lost, p)
+			if !b.filter.excluded(p, true) {
+				out = append(out, Event{Op: OpRescan, Path: p, Dir: true, Time: now})
+			}
+			out = append(out, b.watchTree(p, false, now)...)
+		}
+	}
+	return out
 }
 
 func (b *inotifyBackend) run(ctx context.Context) {
@@ -228,7 +269,10 @@ func (b *inotifyBackend) rescanUnwatched(now time.Time, out []Event) []Event {
 // use to feed synthetic kernel events.
 func (b *inotifyBackend) process(buf []byte, now time.Time) []Event {
 	var out []Event
+	b.bufEnd = b.consumed + int64(len(buf))
+	defer func() { b.consumed = b.bufEnd }()
 	for len(buf) >= inotifyEventSize {
+		out = b.validate(now, out)
 		ev := inotifyRaw{
 			wd:     int32(binary.NativeEndian.Uint32(buf[0:])),
 			mask:   binary.NativeEndian.Uint32(buf[4:]),
@@ -237,7 +281,7 @@ func (b *inotifyBackend) process(buf []byte, now time.Time) []Event {
 		nl := int(binary.NativeEndian.Uint32(buf[12:]))
 		if inotifyEventSize+nl > len(buf) {
 			b.log.Warn("capture: malformed inotify event; rescanning root")
-			return append(out, Event{Op: OpRescan, Dir: true, Time: now})
+			return append(out, b.resync(now)...)
 		}
 		name := buf[inotifyEventSize : inotifyEventSize+nl]
 		if i := bytes.IndexByte(name, 0); i >= 0 {
@@ -246,15 +290,20 @@ func (b *inotifyBackend) process(buf []byte, now time.Time) []Event {
 		ev.name = string(name)
 		buf = buf[inotifyEventSize+nl:]
 		out = b.translate(ev, now, out)
+		if b.abort {
+			b.abort = false
+			return out
+		}
+		b.consumed += int64(inotifyEventSize + nl)
 	}
-	return out
+	b.consumed = b.bufEnd
+	return b.validate(now, out)
 }
 
 func (b *inotifyBackend) translate(ev inotifyRaw, now time.Time, out []Event) []Event {
 	if ev.mask&unix.IN_Q_OVERFLOW != 0 {
 		b.log.Warn("capture: inotify queue overflow; rescanning root", "root", b.root)
-		out = b.flushFrom(now, out)
-		return append(out, Event{Op: OpRescan, Dir: true, Time: now})
+		return append(out, b.resync(now)...)
 	}
 	if ev.mask&unix.IN_MOVED_TO != 0 && b.pendingFrom != nil && b.pendingFrom.cookie == ev.cookie {
 		from := *b.pendingFrom
@@ -378,6 +427,9 @@ func (b *inotifyBackend) rename(from, to inotifyRaw, now time.Time, out []Event)
 		out = append(out, b.watchTree(newRel, false, now)...)
 	case inNew:
 		out = append(out, Event{Op: OpCreate, Path: newRel, Time: now})
+	}
+	if isDir {
+		out = b.retryLost(newRel, now, out)
 	}
 	return out
 }
