@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -12,26 +13,25 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/activities"
+	"github.com/ferry-migrate/ferry/workflows"
 )
 
 // Job actions, in the API's (and the workflow's Update) names.
 const (
-	ActionStart       = "start"
-	ActionPause       = "pause"
-	ActionResume      = "resume"
-	ActionRemirror    = "remirror"
-	ActionTestCutover = "test-cutover"
-	ActionEndTest     = "end-test"
-	ActionCutover     = "cutover"
-	ActionRollback    = "rollback"
-	ActionCancel      = "cancel"
+	ActionStart       = workflows.UpdateStart
+	ActionPause       = workflows.UpdatePause
+	ActionResume      = workflows.UpdateResume
+	ActionRemirror    = workflows.UpdateRemirror
+	ActionTestCutover = workflows.UpdateTestCutover
+	ActionEndTest     = workflows.UpdateEndTest
+	ActionCutover     = workflows.UpdateCutover
+	ActionRollback    = workflows.UpdateRollback
+	ActionCancel      = workflows.UpdateCancel
 )
 
 // JobActions returns every job action.
-func JobActions() []string {
-	return []string{ActionStart, ActionPause, ActionResume, ActionRemirror, ActionTestCutover,
-		ActionEndTest, ActionCutover, ActionRollback, ActionCancel}
-}
+func JobActions() []string { return workflows.Actions() }
 
 // Progress is a job's live progress as the workflow reports it.
 type Progress struct {
@@ -85,48 +85,80 @@ type JobEngine interface {
 	Remove(ctx context.Context, jobID string, removeTargetData bool) error
 }
 
-// Names of the migration workflow's Temporal handlers. They must match
-// package workflows.
-const (
-	MigrationWorkflowName = "MigrationWorkflow"
-	StatusQueryName       = "status"
-)
-
-// TemporalEngine is the JobEngine over a Temporal client.
+// TemporalEngine is the JobEngine over a Temporal client and the
+// MigrationWorkflow of package workflows.
 type TemporalEngine struct {
-	Client    client.Client
+	Client client.Client
+	// TaskQueue of the control-plane worker (default
+	// workflows.ControlTaskQueue).
 	TaskQueue string
-	// Input builds the workflow's input from the job; nil passes a
-	// MigrationInput.
-	Input func(job *ferry.Job) any
-}
-
-// MigrationInput is the default workflow input: the job's ID (the workflow
-// loads the job through a controller activity).
-type MigrationInput struct {
-	JobID string
-}
-
-// ActionInput is the argument of every action Update.
-type ActionInput struct {
-	Actor            string
-	RemoveTargetData bool `json:",omitempty"`
+	// Spec builds the workflow's job spec; nil uses MigrationSpec.
+	Spec func(job *ferry.Job) workflows.JobSpec
 }
 
 var _ JobEngine = (*TemporalEngine)(nil)
 
+// Bounds on calls that need a running worker.
+const (
+	actionTimeout = 30 * time.Second
+	queryTimeout  = 10 * time.Second
+)
+
+// MigrationSpec maps a stored job to the workflow's spec. The workflow
+// copies one source tree: a job's first source path.
+func MigrationSpec(j *ferry.Job) workflows.JobSpec {
+	spec := workflows.JobSpec{
+		JobID: j.ID, SourceHost: j.SourceHostID, TargetHost: j.TargetHostID, TargetPath: j.TargetPath,
+		Options: activities.MirrorOptions{Checksum: string(j.ChecksumMode), Excludes: j.Excludes,
+			OnError: string(j.ErrorPolicy), Orphans: string(j.OrphanPolicy)},
+		LagThreshold: j.LagThreshold, HostGracePeriod: j.HostOfflineGrace,
+	}
+	if len(j.SourcePaths) > 0 {
+		spec.SourcePath = j.SourcePaths[0]
+	}
+	if j.SystemProfile {
+		spec.Options.Profile = "system"
+	}
+	if dir, ok := j.OrphanPolicy.MoveDir(); ok {
+		spec.Options.Orphans, spec.Options.OrphanDir = "move", dir
+	}
+	hook := func(name string, h ferry.Hook, must bool) activities.Hook {
+		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", h.Command}, Timeout: h.Timeout, MustSucceed: must}
+	}
+	c := j.Cutover
+	if c.PreCutoverHook.Command != "" {
+		spec.PreCutover = append(spec.PreCutover, hook("pre-cutover", c.PreCutoverHook, true))
+	}
+	for i, a := range c.PostCutoverActions {
+		name := a.Name
+		if name == "" {
+			name = fmt.Sprintf("post-cutover-%d", i+1)
+		}
+		spec.PostCutover = append(spec.PostCutover, hook(name, ferry.Hook{Command: a.Command, Timeout: a.Timeout}, a.MustSucceed))
+	}
+	if c.ShutdownSource && c.ShutdownSourceHook.Command != "" {
+		h := hook("shutdown-source", c.ShutdownSourceHook, false)
+		spec.ShutdownSource = &h
+	}
+	return spec
+}
+
 // Launch implements JobEngine.
 func (e *TemporalEngine) Launch(ctx context.Context, job *ferry.Job) error {
-	var in any = MigrationInput{JobID: job.ID}
-	if e.Input != nil {
-		in = e.Input(job)
+	spec := MigrationSpec
+	if e.Spec != nil {
+		spec = e.Spec
+	}
+	queue := e.TaskQueue
+	if queue == "" {
+		queue = workflows.ControlTaskQueue
 	}
 	_, err := e.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       job.ID,
-		TaskQueue:                e.TaskQueue,
+		TaskQueue:                queue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-	}, MigrationWorkflowName, in)
+	}, workflows.MigrationWorkflow, workflows.MigrationInput{Spec: spec(job)})
 	if err != nil {
 		return temporalErr(err, job.ID)
 	}
@@ -135,16 +167,21 @@ func (e *TemporalEngine) Launch(ctx context.Context, job *ferry.Job) error {
 
 // Action implements JobEngine.
 func (e *TemporalEngine) Action(ctx context.Context, jobID, action, actor string) error {
+	// An Update waits for a worker; without one, give up instead of
+	// holding the request forever.
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
 	h, err := e.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   jobID,
 		UpdateName:   action,
-		Args:         []any{ActionInput{Actor: actor}},
+		Args:         []any{workflows.ActionInput{Actor: actor}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
 		return temporalErr(err, jobID)
 	}
-	if err := h.Get(ctx, nil); err != nil {
+	var res workflows.ActionResult
+	if err := h.Get(ctx, &res); err != nil {
 		return temporalErr(err, jobID)
 	}
 	return nil
@@ -152,20 +189,50 @@ func (e *TemporalEngine) Action(ctx context.Context, jobID, action, actor string
 
 // Status implements JobEngine.
 func (e *TemporalEngine) Status(ctx context.Context, jobID string) (*JobStatus, error) {
-	v, err := e.Client.QueryWorkflow(ctx, jobID, "", StatusQueryName)
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, err := e.Client.QueryWorkflow(ctx, jobID, "", workflows.QueryStatus)
 	if err != nil {
 		return nil, temporalErr(err, jobID)
 	}
-	var st JobStatus
-	if err := v.Get(&st); err != nil {
+	var ws workflows.Status
+	if err := v.Get(&ws); err != nil {
 		return nil, fmt.Errorf("decode status of job %s: %w", jobID, err)
 	}
-	st.JobID = jobID
-	return &st, nil
+	return statusFrom(jobID, &ws), nil
 }
 
-// Remove implements JobEngine.
+func statusFrom(jobID string, ws *workflows.Status) *JobStatus {
+	p := ws.Progress
+	st := &JobStatus{JobID: jobID, State: ws.State, Reason: ws.LastError, UpdatedAt: ws.StateSince,
+		Progress: Progress{BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, FilesDone: p.FilesDone,
+			FilesTotal: p.FilesTotal, RateBytesPerS: p.RateBytes, ETASeconds: p.ETA.Seconds(),
+			LagSeconds: float64(p.LagMillis) / 1000, BacklogEntries: p.BacklogRecords, BacklogBytes: p.BacklogBytes}}
+	switch ws.State {
+	case ferry.JobMirroring:
+		st.Progress.Phase = "mirror"
+	case ferry.JobSyncing, ferry.JobReadyForCutover, ferry.JobTestCutover, ferry.JobPaused:
+		st.Progress.Phase = "sync"
+	case ferry.JobCuttingOver:
+		st.Progress.Phase = "cutover"
+	case ferry.JobPrechecking:
+		st.Progress.Phase = "precheck"
+	}
+	if len(ws.WaitingForHosts) > 0 {
+		st.Waiting = ws.WaitingForHosts[0].Host
+	}
+	return st
+}
+
+// Remove implements JobEngine: it cancels the job's workflow if it still
+// runs, then terminates what remains of it.
 func (e *TemporalEngine) Remove(ctx context.Context, jobID string, removeTargetData bool) error {
+	// The workflow has no step that deletes the target data yet; the
+	// cancel path keeps it.
+	_ = removeTargetData
+	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	_ = e.Action(cctx, jobID, workflows.UpdateCancel, "system")
+	cancel()
 	err := e.Client.TerminateWorkflow(ctx, jobID, "", "job deleted")
 	if err != nil {
 		if _, ok := errors.AsType[*serviceerror.NotFound](err); ok {
@@ -173,10 +240,6 @@ func (e *TemporalEngine) Remove(ctx context.Context, jobID string, removeTargetD
 		}
 		return fmt.Errorf("terminate job %s: %w", jobID, err)
 	}
-	// Removing target data is a host-bound activity the workflow owns; a
-	// terminated workflow cannot run it, so it is left to the workflow's
-	// cancel path when available.
-	_ = removeTargetData
 	return nil
 }
 
@@ -192,6 +255,10 @@ func temporalErr(err error, jobID string) error {
 		// Update validators reject illegal actions with an application
 		// error whose message names the state.
 		return ferry.Errorf(ferry.ECONFLICT, "%s", ae.Message())
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return problemf(http.StatusServiceUnavailable, ferry.EINTERNAL,
+			fmt.Sprintf("job %s did not answer in time: is the control-plane worker running?", jobID))
 	}
 	if _, ok := errors.AsType[*serviceerror.InvalidArgument](err); ok {
 		return ferry.Errorf(ferry.ECONFLICT, "%s", err.Error())
