@@ -190,5 +190,4 @@ func FindBinary(env, name string) (string, error) {
 	return "", fmt.Errorf("%s not found: set %s or run `go tool task tools`", name, env)
 }
 
-
 func itoa(i int) string { return strconv.Itoa(i) }
