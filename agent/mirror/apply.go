@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"sync"
 
 	"github.com/ferry-migrate/ferry/agent/fsys"
@@ -22,7 +21,6 @@ type applier struct {
 	wg      sync.WaitGroup
 	errMu   sync.Mutex
 	err     error // first fatal error, guarded by errMu
-	pool    sync.Pool
 	// abort stops the whole job on a fatal error (the reader may be
 	// blocked reading the connection).
 	abort func(error)
@@ -33,8 +31,8 @@ type applyItem struct {
 	id   uint64
 	off  int64
 	data []byte
-	end  *wire.FileEnd
-	pbuf *[]byte // pooled buffer to return, if any
+	end   *wire.FileEnd
+	frame []byte // detached frame buffer to recycle, if any
 }
 
 // openFile is a file being written.
@@ -46,6 +44,10 @@ type openFile struct {
 	lastCkpt int64
 	wrote    bool
 	syncer   *syncer
+	// sub is the Root of the file's directory (dir) when the temporary
+	// was created through it; name and tmpName are relative to it.
+	sub           *fsys.Root
+	dir, tmpName  string
 }
 
 // syncer flushes a file to disk in the background (one fdatasync in
@@ -65,7 +67,6 @@ func (s *syncer) wait() {
 
 func newApplier(r *Receiver, n int, abort func(error)) *applier {
 	a := &applier{r: r, abort: abort}
-	a.pool.New = func() any { b := make([]byte, frameSize); return &b }
 	for range n {
 		ch := make(chan applyItem, 2) // small: frames queued here are lost when the agent dies
 		a.workers = append(a.workers, ch)
@@ -92,16 +93,17 @@ func (a *applier) failed() error {
 	return a.err
 }
 
-// data queues a copy of a Data frame (its payload aliases the read buffer).
+// data queues a Data frame. Large payloads are detached from the
+// connection's read buffer (no copy); small ones are copied.
 func (a *applier) data(ctx context.Context, m *wire.Data) error {
 	it := applyItem{id: m.ID, off: m.Offset}
-	if len(m.Payload) > frameSize/4 && len(m.Payload) <= frameSize {
-		pb := a.pool.Get().(*[]byte)
-		it.pbuf = pb
-		it.data = append((*pb)[:0], m.Payload...)
-	} else {
-		it.data = append([]byte(nil), m.Payload...)
+	if len(m.Payload) > frameSize/4 {
+		if buf, ok := a.r.Conn.DetachPayload(m); ok {
+			it.data, it.frame = m.Payload, buf
+			return a.queue(ctx, it)
+		}
 	}
+	it.data = append([]byte(nil), m.Payload...)
 	return a.queue(ctx, it)
 }
 
@@ -133,6 +135,8 @@ func (a *applier) close() error {
 
 func (a *applier) work(ch <-chan applyItem) {
 	open := map[uint64]*openFile{}
+	subs := &subRoots{root: a.r.root}
+	defer subs.closeAll()
 	defer func() {
 		// Files still open: the transfer was cut. Partial files keep their
 		// checkpointed temp; others are removed.
@@ -145,7 +149,7 @@ func (a *applier) work(ch <-chan applyItem) {
 			a.release(it)
 			continue
 		}
-		if err := a.apply(open, it); err != nil {
+		if err := a.apply(open, subs, it); err != nil {
 			a.fatal(err)
 		}
 		a.release(it)
@@ -153,14 +157,14 @@ func (a *applier) work(ch <-chan applyItem) {
 }
 
 func (a *applier) release(it applyItem) {
-	if it.pbuf != nil {
-		a.pool.Put(it.pbuf)
+	if it.frame != nil {
+		a.r.Conn.Recycle(it.frame)
 	}
 }
 
 // apply handles one item. Only protocol violations are fatal; file system
 // failures are recorded per file.
-func (a *applier) apply(open map[uint64]*openFile, it applyItem) error {
+func (a *applier) apply(open map[uint64]*openFile, subs *subRoots, it applyItem) error {
 	r := a.r
 	of := open[it.id]
 	if of == nil {
@@ -181,7 +185,7 @@ func (a *applier) apply(open map[uint64]*openFile, it applyItem) error {
 			return nil
 		}
 		var err error
-		of, err = a.open(p)
+		of, err = a.open(p, subs)
 		if err != nil {
 			r.objErr(p.e.Path, err)
 			of = &openFile{p: p} // swallow its frames
@@ -199,6 +203,10 @@ func (a *applier) apply(open map[uint64]*openFile, it applyItem) error {
 			r.objErr(of.p.e.Path, err)
 			a.discard(of)
 			of.f = nil
+			if of.sub != nil {
+				subs.put(of.dir)
+				of.sub = nil
+			}
 			return nil
 		}
 		of.wrote = true
@@ -212,17 +220,23 @@ func (a *applier) apply(open map[uint64]*openFile, it applyItem) error {
 	}
 	if it.end.Status != wire.FileOK {
 		a.discard(of)
+		if of.sub != nil {
+			subs.put(of.dir)
+		}
 		return nil
 	}
 	if it.end.Size != of.p.e.Size {
 		return fmt.Errorf("%w: file %q ended at %d bytes, announced %d", wire.ErrProtocol, of.p.e.Path, it.end.Size, of.p.e.Size)
 	}
 	a.finishFile(of)
+	if of.sub != nil {
+		subs.put(of.dir)
+	}
 	return nil
 }
 
 // open prepares the temporary file a plan writes into.
-func (a *applier) open(p *plan) (*openFile, error) {
+func (a *applier) open(p *plan, subs *subRoots) (*openFile, error) {
 	r := a.r
 	if p.base == "partial" {
 		f, err := r.root.OpenFile(p.tmpRel, os.O_RDWR, 0)
@@ -231,12 +245,18 @@ func (a *applier) open(p *plan) (*openFile, error) {
 		}
 		return &openFile{p: p, f: f, tmpRel: p.tmpRel, hi: p.validLen, lastCkpt: p.validLen}, nil
 	}
-	dir, base := path.Split(p.e.Path)
-	f, tmpRel, err := r.root.CreateTemp(path.Clean("/" + dir)[1:], base)
+	dir, base := splitRel(p.e.Path)
+	sub, err := subs.get(dir)
 	if err != nil {
 		return nil, err
 	}
-	of := &openFile{p: p, f: f, tmpRel: tmpRel}
+	f, tmpName, err := sub.CreateTemp("", base)
+	if err != nil {
+		subs.put(dir)
+		return nil, err
+	}
+	tmpRel := joinRel(dir, tmpName)
+	of := &openFile{p: p, f: f, tmpRel: tmpRel, sub: sub, dir: dir, tmpName: tmpName}
 	if p.base == "final" {
 		// Start from the current content; the delta overwrites what
 		// differs.
@@ -248,6 +268,7 @@ func (a *applier) open(p *plan) (*openFile, error) {
 		if err != nil {
 			f.Close()
 			r.root.Remove(tmpRel)
+			subs.put(dir)
 			return nil, fmt.Errorf("copy base: %w", err)
 		}
 	}
@@ -335,7 +356,14 @@ func (a *applier) finishFile(of *openFile) {
 		err = cerr
 	}
 	if err == nil {
-		err = r.install(of.tmpRel, e.Path)
+		if of.sub != nil {
+			_, name := splitRel(e.Path)
+			if err = of.sub.Rename(of.tmpName, name); err != nil {
+				err = r.install(of.tmpRel, e.Path) // e.g. a directory in the way
+			}
+		} else {
+			err = r.install(of.tmpRel, e.Path)
+		}
 	}
 	if err != nil {
 		r.objErr(e.Path, err)

@@ -43,6 +43,8 @@ func (r *Receiver) planLoop(ctx context.Context, in <-chan []wire.FileEntry) err
 		}
 		hashers.Wait()
 	}()
+	r.stats = &statCache{root: r.root}
+	defer r.stats.close()
 	for batch := range in {
 		if batch == nil { // ScanEnd
 			close(hashQ)
@@ -88,7 +90,10 @@ func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan) error {
 	r.mu.Lock()
 	r.seen[e.Path] = struct{}{}
 	r.mu.Unlock()
-	cur, curErr := r.root.Lstat(e.Path)
+	if e.Type != fsys.TypeFile || fe.LinkTo != "" {
+		r.stats.invalidate(e.Path) // it may replace a directory
+	}
+	cur, curErr := r.stats.lstat(e.Path)
 	exists := curErr == nil
 	if curErr != nil && !errors.Is(curErr, errNotExist) {
 		if isBadPath(curErr) {

@@ -28,6 +28,7 @@ type Receiver struct {
 	Log     *slog.Logger
 
 	root   *fsys.Root
+	stats  *statCache // the planner's
 	ckpt   *checkpoints
 	filter *Filter
 

@@ -46,6 +46,7 @@ type Conn struct {
 	// Used only by the reading goroutine.
 	br      *bufio.Reader
 	rbuf    []byte
+	rpool   sync.Pool // frame buffers handed out by DetachPayload
 	rseq    uint64
 	dcodec  FrameCodec
 	decoBuf []byte
@@ -196,6 +197,11 @@ func (c *Conn) ReadMsg() (Message, error) {
 		return nil, err
 	}
 	body := int(n) - 1
+	if c.rbuf == nil {
+		if b, ok := c.rpool.Get().(*[]byte); ok {
+			c.rbuf = *b
+		}
+	}
 	if cap(c.rbuf) < body {
 		c.rbuf = make([]byte, body, max(body, 64<<10))
 	}
@@ -233,6 +239,29 @@ func (c *Conn) ReadMsg() (Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// DetachPayload gives the caller ownership of d's payload (d must be the
+// message the last ReadMsg returned), sparing a copy: the next ReadMsg reads
+// into another buffer. It returns false, and the payload stays borrowed,
+// when the payload does not live in the frame buffer (a codec produced it).
+// Hand the buffer back with Recycle when done.
+func (c *Conn) DetachPayload(d *Data) ([]byte, bool) {
+	if len(d.Payload) == 0 || len(c.rbuf) == 0 || &d.Payload[0] != &c.rbuf[len(c.rbuf)-len(d.Payload)] {
+		return nil, false
+	}
+	b := c.rbuf
+	c.rbuf = nil
+	return b, true
+}
+
+// Recycle returns a buffer obtained from DetachPayload for reuse. Safe to
+// call from any goroutine.
+func (c *Conn) Recycle(b []byte) {
+	if cap(b) > 0 {
+		b = b[:0]
+		c.rpool.Put(&b)
+	}
 }
 
 // Handshake sends local's Hello and reads the peer's. It fails with
