@@ -28,9 +28,9 @@ type applier struct {
 
 // applyItem is a Data frame (data != nil or zero-length) or a FileEnd.
 type applyItem struct {
-	id   uint64
-	off  int64
-	data []byte
+	id    uint64
+	off   int64
+	data  []byte
 	end   *wire.FileEnd
 	frame []byte // detached frame buffer to recycle, if any
 }
@@ -46,8 +46,8 @@ type openFile struct {
 	syncer   *syncer
 	// sub is the Root of the file's directory (dir) when the temporary
 	// was created through it; name and tmpName are relative to it.
-	sub           *fsys.Root
-	dir, tmpName  string
+	sub          *fsys.Root
+	dir, tmpName string
 }
 
 // syncer flushes a file to disk in the background (one fdatasync in
