@@ -35,6 +35,7 @@ var entities = map[string]string{
 	"alarm_records":     "alarm record",
 	"report_schedules":  "report schedule",
 	"settings":          "setting",
+	"metric_samples":    "metric sample",
 }
 
 // foreignKeys lists each table's references, column → referenced table.

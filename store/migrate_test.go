@@ -11,7 +11,7 @@ import (
 
 var wantTables = []string{
 	"alarm_records", "alarm_rules", "api_tokens", "audit_head", "audit_records",
-	"enrollment_tokens", "hosts", "job_events", "jobs", "permissions",
+	"enrollment_tokens", "hosts", "job_events", "jobs", "metric_samples", "permissions",
 	"report_schedules", "role_permissions", "roles", "schema_migrations",
 	"sessions", "settings", "user_roles", "users",
 }

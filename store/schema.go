@@ -4,6 +4,7 @@ package store
 // migration; append a new one.
 var migrations = []migration{
 	{Version: 1, Name: "initial schema", SQL: schemaV1, Postgres: schemaV1Postgres, SQLite: schemaV1SQLite},
+	{Version: 2, Name: "metric samples", SQL: schemaV2},
 }
 
 const schemaV1 = `
@@ -261,4 +262,16 @@ CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE ON audit_record
 const schemaV1SQLite = `
 CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+`
+
+const schemaV2 = `
+CREATE TABLE metric_samples (
+	id {{pk}},
+	"time" {{ts}} NOT NULL,
+	subject TEXT NOT NULL CONSTRAINT metric_samples_subject_check CHECK (subject <> ''),
+	name TEXT NOT NULL CONSTRAINT metric_samples_name_check CHECK (name <> ''),
+	value {{float}} NOT NULL
+);
+CREATE INDEX metric_samples_subject_name_time_idx ON metric_samples (subject, name, "time");
+CREATE INDEX metric_samples_time_idx ON metric_samples ("time");
 `
