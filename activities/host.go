@@ -83,9 +83,9 @@ var (
 type MirrorOptions struct {
 	Checksum  string   `json:"checksum,omitempty"` // strict | time
 	Excludes  []string `json:"excludes,omitempty"`
-	Profile   string   `json:"profile,omitempty"`  // "" | system
-	OnError   string   `json:"onError,omitempty"`  // stop | skip
-	Orphans   string   `json:"orphans,omitempty"`  // keep | delete | move
+	Profile   string   `json:"profile,omitempty"` // "" | system
+	OnError   string   `json:"onError,omitempty"` // stop | skip
+	Orphans   string   `json:"orphans,omitempty"` // keep | delete | move
 	OrphanDir string   `json:"orphanDir,omitempty"`
 }
 

@@ -1,0 +1,5 @@
+package activities
+
+import "go.temporal.io/sdk/temporal"
+
+type temporalApplicationError = temporal.ApplicationError
