@@ -143,4 +143,3 @@ func (e *AgentEngine) Verify(ctx context.Context, req VerifyRequest) (VerifyRepo
 	}
 	return rep, nil
 }
-
