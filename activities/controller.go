@@ -26,7 +26,8 @@ type Controller struct {
 	Settings SettingStore
 	// Events receives job events; nil logs them instead (tests, dev).
 	Events JobEventStore
-	// JobStates receives each job's state changes; nil skips them.
+	// JobStates records each job's state changes with their events; nil
+	// sends them to Events like any other event.
 	JobStates JobStateStore
 	// Schedules manages compare-plan schedules; nil refuses them.
 	Schedules ScheduleClient

@@ -22,11 +22,13 @@ type JobEventStore interface {
 	AppendJobEvent(ctx context.Context, e *ferry.JobEvent) error
 }
 
-// JobStateStore keeps each job's last state for lists and reports.
+// JobStateStore keeps each job's last state for lists and reports
+// (*store.DB satisfies it).
 type JobStateStore interface {
-	// SetJobState records the job's current state. Returns ENOTFOUND when the
-	// job does not exist.
-	SetJobState(ctx context.Context, jobID string, state ferry.JobState) error
+	// SetJobState records the job's new state and appends the matching
+	// state event in one transaction, returning the event. Returns ENOTFOUND
+	// when the job does not exist.
+	SetJobState(ctx context.Context, id string, to ferry.JobState, reason, actor string) (*ferry.JobEvent, error)
 }
 
 // ScheduleClient is the part of Temporal's schedule client the controller
@@ -50,8 +52,9 @@ type RecordJobEventResult struct {
 	ID int64
 }
 
-// RecordJobEvent appends a job event and, for a state change, records the
-// job's new state. A job unknown to the database (ENOTFOUND) or an invalid
+// RecordJobEvent appends a job event; a state change goes through
+// JobStates.SetJobState, which records the job's new state and its event
+// together. A job unknown to the database (ENOTFOUND) or an invalid
 // event is a non-retryable error; anything else is retried.
 func (c *Controller) RecordJobEvent(ctx context.Context, in RecordJobEventInput) (RecordJobEventResult, error) {
 	e := in.Event
@@ -65,17 +68,19 @@ func (c *Controller) RecordJobEvent(ctx context.Context, in RecordJobEventInput)
 	if e.Time.IsZero() {
 		e.Time = c.now()
 	}
+	if e.Type == ferry.JobEventState && e.ToState != "" && c.JobStates != nil {
+		ev, err := c.JobStates.SetJobState(ctx, e.JobID, e.ToState, e.Message, e.Actor)
+		if err != nil {
+			return RecordJobEventResult{}, storeErr("set job state", err)
+		}
+		return RecordJobEventResult{ID: ev.ID}, nil
+	}
 	if c.Events == nil {
 		activity.GetLogger(ctx).Info("job event (no store)", "job", e.JobID, "type", e.Type, "message", e.Message)
 		return RecordJobEventResult{}, nil
 	}
 	if err := c.Events.AppendJobEvent(ctx, &e); err != nil {
 		return RecordJobEventResult{}, storeErr("append job event", err)
-	}
-	if e.Type == ferry.JobEventState && e.ToState != "" && c.JobStates != nil {
-		if err := c.JobStates.SetJobState(ctx, e.JobID, e.ToState); err != nil {
-			return RecordJobEventResult{}, storeErr("set job state", err)
-		}
 	}
 	return RecordJobEventResult{ID: e.ID}, nil
 }

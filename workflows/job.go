@@ -1,0 +1,60 @@
+package workflows
+
+import (
+	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/activities"
+)
+
+// SpecFromJob builds the workflow's JobSpec from a stored job. targetAddr
+// is the target agent's data-channel address. Returns EINVALID for a job the
+// workflow cannot run yet: block-level jobs and jobs with more than one
+// source path.
+func SpecFromJob(j *ferry.Job, targetAddr string) (JobSpec, error) {
+	if j.Mode == ferry.JobModeBlock {
+		return JobSpec{}, ferry.Errorf(ferry.EINVALID, "job %s: block-level jobs are not supported by the migration workflow yet", j.ID)
+	}
+	if len(j.SourcePaths) != 1 {
+		return JobSpec{}, ferry.Errorf(ferry.EINVALID, "job %s: exactly one source path is supported, got %d", j.ID, len(j.SourcePaths))
+	}
+	s := JobSpec{
+		JobID:           j.ID,
+		SourceHost:      j.SourceHostID,
+		TargetHost:      j.TargetHostID,
+		SourcePath:      j.SourcePaths[0],
+		TargetPath:      j.TargetPath,
+		TargetAddr:      targetAddr,
+		LagThreshold:    j.LagThreshold,
+		HostGracePeriod: j.HostOfflineGrace,
+		Options: activities.MirrorOptions{
+			Checksum: string(j.ChecksumMode),
+			Excludes: j.Excludes,
+			OnError:  string(j.ErrorPolicy),
+			// The mirror writes into the job's own (empty) replica
+			// directory, so the orphan policy applies to the live target
+			// only through cutover: keep or delete.
+			Orphans: string(ferry.OrphanKeep),
+		},
+	}
+	if j.OrphanPolicy == ferry.OrphanDelete {
+		s.Options.Orphans = string(ferry.OrphanDelete)
+	}
+	if j.SystemProfile {
+		s.Options.Profile = "system"
+	}
+	shell := func(name string, h ferry.Hook, must bool) activities.Hook {
+		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", h.Command}, Timeout: h.Timeout, MustSucceed: must}
+	}
+	c := j.Cutover
+	if c.PreCutoverHook.Command != "" {
+		s.PreCutover = []activities.Hook{shell("pre-cutover", c.PreCutoverHook, true)}
+	}
+	for _, a := range c.PostCutoverActions {
+		s.PostCutover = append(s.PostCutover, activities.Hook{Name: a.Name, Command: []string{"/bin/sh", "-c", a.Command},
+			Timeout: a.Timeout, MustSucceed: a.MustSucceed})
+	}
+	if c.ShutdownSource && c.ShutdownSourceHook.Command != "" {
+		h := shell("shutdown-source", c.ShutdownSourceHook, false)
+		s.ShutdownSource = &h
+	}
+	return s, nil
+}
