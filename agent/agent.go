@@ -62,8 +62,9 @@ type waitingJob struct {
 // attached hands a data connection to a waiting job; the job closes done
 // when it no longer needs the connection.
 type attached struct {
-	conn *wire.Conn
-	done chan struct{}
+	conn   *wire.Conn
+	attach *wire.Attach
+	done   chan struct{}
 }
 
 // New creates the data dir and starts listening. Serve must be called to
@@ -162,7 +163,7 @@ func tuneTCP(nc net.Conn) {
 // hello returns this side's Hello.
 func hello(role string) *wire.Hello {
 	return &wire.Hello{Version: wire.Version, Role: role, Agent: Version,
-		Caps: []string{wire.CapDelta, wire.CapResume}}
+		Caps: append([]string{wire.CapDelta, wire.CapResume}, payloadCaps...)}
 }
 
 // handle serves one incoming connection.

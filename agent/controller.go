@@ -93,7 +93,7 @@ func (c *Controller) Mirror(ctx context.Context, req MirrorRequest, onProgress f
 	stopS := context.AfterFunc(ctx, func() { sc.Close() })
 	defer stopS()
 	err = sc.Send(&wire.SendJob{JobID: req.JobID, Root: req.From.Path, Target: req.To.Addr,
-		Token: acc.Token, Opts: req.Opts})
+		Token: acc.Token, TargetSalt: acc.Salt, Opts: req.Opts})
 	if err != nil {
 		return mirror.Summary{}, fmt.Errorf("source agent: %w", err)
 	}

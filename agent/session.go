@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/seal"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
@@ -103,7 +104,17 @@ func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, l
 		fail(err)
 		return
 	}
+	pl, err := parsePayload(opts)
+	if err != nil {
+		fail(err)
+		return
+	}
 	if err := checkRoot(m.Root, true); err != nil {
+		fail(err)
+		return
+	}
+	salt, err := pl.salt()
+	if err != nil {
 		fail(err)
 		return
 	}
@@ -118,7 +129,7 @@ func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, l
 	a.mu.Lock()
 	a.waiting[m.JobID] = w
 	a.mu.Unlock()
-	if err := c.Send(&wire.JobAccepted{Token: w.token}); err != nil {
+	if err := c.Send(&wire.JobAccepted{Token: w.token, Salt: salt}); err != nil {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -134,6 +145,24 @@ func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, l
 		return
 	}
 	defer close(at.done)
+	tsalt := seal.TransferSalt(at.attach.Salt, salt)
+	if err := pl.verify(tsalt, at.attach); err != nil {
+		at.conn.Send(wire.ErrorMsg(err))
+		fail(err)
+		return
+	}
+	if err := at.conn.Send(&wire.JobAccepted{}); err != nil {
+		fail(fmt.Errorf("attach: %w", err))
+		return
+	}
+	tr, err := pl.install(at.conn, tsalt, false)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if tr != nil {
+		defer tr.Close()
+	}
 	log.Info("receiving", "root", m.Root)
 	r := &mirror.Receiver{Job: mirror.Job{ID: m.JobID, Root: m.Root, Opts: opts}, Conn: at.conn,
 		DataDir: a.cfg.DataDir, Log: log}
@@ -162,11 +191,8 @@ func (a *Agent) attach(ctx context.Context, c *wire.Conn, m *wire.Attach) {
 		c.Send(wire.ErrorMsg(fmt.Errorf("%w: %s", wire.ErrUnknownJob, m.JobID)))
 		return
 	}
-	if err := c.Send(&wire.JobAccepted{}); err != nil {
-		return
-	}
 	done := make(chan struct{})
-	w.attach <- attached{conn: c, done: done}
+	w.attach <- attached{conn: c, attach: m, done: done} // the job answers the Attach
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -185,7 +211,23 @@ func (a *Agent) send(ctx context.Context, c *wire.Conn, m *wire.SendJob, log *sl
 		fail(err)
 		return
 	}
+	pl, err := parsePayload(opts)
+	if err != nil {
+		fail(err)
+		return
+	}
 	if err := checkRoot(m.Root, false); err != nil {
+		fail(err)
+		return
+	}
+	salt, err := pl.salt()
+	if err != nil {
+		fail(err)
+		return
+	}
+	tsalt := seal.TransferSalt(salt, m.TargetSalt)
+	check, err := pl.keyCheck(tsalt)
+	if err != nil {
 		fail(err)
 		return
 	}
@@ -203,13 +245,21 @@ func (a *Agent) send(ctx context.Context, c *wire.Conn, m *wire.SendJob, log *sl
 		return
 	}
 	defer dc.Close()
-	if err := dc.Send(&wire.Attach{JobID: m.JobID, Token: m.Token}); err != nil {
+	if err := dc.Send(&wire.Attach{JobID: m.JobID, Token: m.Token, Salt: salt, KeyCheck: check}); err != nil {
 		fail(fmt.Errorf("attach: %w", err))
 		return
 	}
 	if _, err := wire.Expect[*wire.JobAccepted](dc); err != nil {
 		fail(fmt.Errorf("attach to target: %w", err))
 		return
+	}
+	tr, err := pl.install(dc, tsalt, true)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if tr != nil {
+		defer tr.Close()
 	}
 	log.Info("sending", "root", m.Root, "target", m.Target)
 	s := &mirror.Sender{Job: mirror.Job{ID: m.JobID, Root: m.Root, Opts: opts}, Conn: dc,
@@ -219,6 +269,11 @@ func (a *Agent) send(ctx context.Context, c *wire.Conn, m *wire.SendJob, log *sl
 	if err != nil {
 		fail(err)
 		return
+	}
+	sum.PayloadBytes, sum.PayloadCompressed = sum.BytesSent, sum.BytesSent
+	if tr != nil {
+		st := tr.Stats()
+		sum.PayloadBytes, sum.PayloadCompressed = st.In, st.Out
 	}
 	b, _ := json.Marshal(sum)
 	c.Send(&wire.JobDone{Summary: b})

@@ -36,6 +36,9 @@ type Summary struct {
 	ResumedBytes  int64 `json:"resumed_bytes"`    // bytes not re-sent thanks to those checkpoints
 	BytesOnWire   int64 `json:"bytes_on_wire"`    // bytes written by the source to the data connection
 	BytesFromPeer int64 `json:"bytes_from_target"`
+	// Payload bytes before and after compression (equal without it).
+	PayloadBytes      int64 `json:"payload_bytes"`
+	PayloadCompressed int64 `json:"payload_bytes_compressed"`
 	// Target side.
 	Target TargetSummary `json:"target"`
 	// Skipped lists every object left out (unreadable on the source,

@@ -247,7 +247,7 @@ func (c *Conn) ReadMsg() (Message, error) {
 // when the payload does not live in the frame buffer (a codec produced it).
 // Hand the buffer back with Recycle when done.
 func (c *Conn) DetachPayload(d *Data) ([]byte, bool) {
-	if len(d.Payload) == 0 || len(c.rbuf) == 0 || &d.Payload[0] != &c.rbuf[len(c.rbuf)-len(d.Payload)] {
+	if len(d.Payload) == 0 || len(c.rbuf) < len(d.Payload) || &d.Payload[0] != &c.rbuf[len(c.rbuf)-len(d.Payload)] {
 		return nil, false
 	}
 	b := c.rbuf

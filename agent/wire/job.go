@@ -32,10 +32,18 @@ type JobOptions struct {
 	// CheckpointBytes is how often (in bytes written) the receiver makes a
 	// large file durable and records its offset; 0 means the default.
 	CheckpointBytes int64
-	// Compress and Encrypt select the payload codec stages (issue 4);
-	// "" or "off"/"none" disable them.
+	// Compress (off|fast|balanced|normal|extreme) and Encrypt
+	// (none|aes|sm4) select the payload stages of Data frames; "" means
+	// off/none.
 	Compress string
 	Encrypt  string
+	// Key is the job's payload secret when Encrypt is set. It travels only
+	// inside the controller's mutually authenticated TLS connections and
+	// must never be logged (wrap it in seal.Secret).
+	Key []byte
+	// BWLimit is the sending agent's bandwidth schedule (bwlimit syntax);
+	// "" or "off" for none.
+	BWLimit string
 }
 
 func (o *JobOptions) encode(e *Encoder) {
@@ -49,6 +57,8 @@ func (o *JobOptions) encode(e *Encoder) {
 	e.Varint(o.CheckpointBytes)
 	e.String(o.Compress)
 	e.String(o.Encrypt)
+	e.Blob(o.Key)
+	e.String(o.BWLimit)
 }
 
 func (o *JobOptions) decode(d *Decoder) {
@@ -62,6 +72,10 @@ func (o *JobOptions) decode(d *Decoder) {
 	o.CheckpointBytes = d.Varint()
 	o.Compress = d.String()
 	o.Encrypt = d.String()
+	if k := d.Blob(); len(k) > 0 {
+		o.Key = append([]byte(nil), k...)
+	}
+	o.BWLimit = d.String()
 }
 
 // ReceiveJob tells the target agent to expect a job's data connection.
@@ -88,17 +102,25 @@ func (m *ReceiveJob) Decode(d *Decoder) error {
 	return d.Err()
 }
 
-// JobAccepted acknowledges ReceiveJob (with a token) or Attach (empty).
+// JobAccepted acknowledges ReceiveJob (with a token and the target's salt
+// for payload keys) or Attach (empty).
 type JobAccepted struct {
 	Token string
+	Salt  []byte
 }
 
 func (*JobAccepted) Kind() Kind { return KindJobAccepted }
 
-func (m *JobAccepted) Encode(e *Encoder) { e.String(m.Token) }
+func (m *JobAccepted) Encode(e *Encoder) {
+	e.String(m.Token)
+	e.Blob(m.Salt)
+}
 
 func (m *JobAccepted) Decode(d *Decoder) error {
 	m.Token = d.String()
+	if s := d.Blob(); len(s) > 0 {
+		m.Salt = append([]byte(nil), s...)
+	}
 	return d.Err()
 }
 
@@ -106,11 +128,12 @@ func (m *JobAccepted) Decode(d *Decoder) error {
 // agent at Target, attaching with Token. The agent answers Progress messages
 // and finally JobDone or Error.
 type SendJob struct {
-	JobID  string
-	Root   string // absolute path on the source host
-	Target string // host:port of the target agent
-	Token  string
-	Opts   JobOptions
+	JobID      string
+	Root       string // absolute path on the source host
+	Target     string // host:port of the target agent
+	Token      string
+	TargetSalt []byte // from the target's JobAccepted
+	Opts       JobOptions
 }
 
 func (*SendJob) Kind() Kind { return KindSendJob }
@@ -120,6 +143,7 @@ func (m *SendJob) Encode(e *Encoder) {
 	e.String(m.Root)
 	e.String(m.Target)
 	e.String(m.Token)
+	e.Blob(m.TargetSalt)
 	m.Opts.encode(e)
 }
 
@@ -128,15 +152,22 @@ func (m *SendJob) Decode(d *Decoder) error {
 	m.Root = d.String()
 	m.Target = d.String()
 	m.Token = d.String()
+	if s := d.Blob(); len(s) > 0 {
+		m.TargetSalt = append([]byte(nil), s...)
+	}
 	m.Opts.decode(d)
 	return d.Err()
 }
 
 // Attach is the source agent's first message after Hello on a data
 // connection: it names the job the target accepted and the token it gave.
+// With payload encryption it carries the source's salt and a key check
+// (package seal), so a wrong key fails here, before any data moves.
 type Attach struct {
-	JobID string
-	Token string
+	JobID    string
+	Token    string
+	Salt     []byte
+	KeyCheck []byte
 }
 
 func (*Attach) Kind() Kind { return KindAttach }
@@ -144,11 +175,19 @@ func (*Attach) Kind() Kind { return KindAttach }
 func (m *Attach) Encode(e *Encoder) {
 	e.String(m.JobID)
 	e.String(m.Token)
+	e.Blob(m.Salt)
+	e.Blob(m.KeyCheck)
 }
 
 func (m *Attach) Decode(d *Decoder) error {
 	m.JobID = d.String()
 	m.Token = d.String()
+	if s := d.Blob(); len(s) > 0 {
+		m.Salt = append([]byte(nil), s...)
+	}
+	if k := d.Blob(); len(k) > 0 {
+		m.KeyCheck = append([]byte(nil), k...)
+	}
 	return d.Err()
 }
 

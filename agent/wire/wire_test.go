@@ -47,15 +47,16 @@ func sampleEntry() fsys.Entry {
 // messages returns one populated message of every kind.
 func messages() []Message {
 	opts := JobOptions{Checksum: ChecksumStrict, Excludes: []string{"*.tmp", "/var/cache"}, OnError: OnErrorSkip,
-		Orphans: OrphansMove, OrphanDir: ".orphans", Profile: "system", Mounts: []string{"/home"}, CheckpointBytes: 1 << 20}
+		Orphans: OrphansMove, OrphanDir: ".orphans", Profile: "system", Mounts: []string{"/home"}, CheckpointBytes: 1 << 20,
+		Compress: "fast", Encrypt: "sm4", Key: []byte("0123456789abcdef"), BWLimit: "4M"}
 	return []Message{
 		&Hello{Version: Version, Role: RoleAgent, Agent: "t", Caps: []string{CapDelta, CapZstd}, KeyCheck: []byte("k")},
 		&Error{Code: CodeBadPath, Message: "nope"},
 		&ReceiveJob{JobID: "j", Root: "/dst", Opts: opts},
-		&JobAccepted{Token: "tok"},
-		&SendJob{JobID: "j", Root: "/src", Target: "127.0.0.1:1", Token: "tok", Opts: opts},
-		&Attach{JobID: "j", Token: "tok"},
-		&EntryBatch{Entries: []FileEntry{{ID: 7, Entry: sampleEntry(), LinkTo: "a/b"}}},
+		&JobAccepted{Token: "tok", Salt: []byte("salt")},
+		&SendJob{JobID: "j", Root: "/src", Target: "127.0.0.1:1", Token: "tok", TargetSalt: []byte("ts"), Opts: opts},
+		&Attach{JobID: "j", Token: "tok", Salt: []byte("s"), KeyCheck: []byte("kc")},
+		&EntryBatch{Entries: []FileEntry{{ID: 7, Entry: sampleEntry(), LinkTo: "a/b", Hash: bytes.Repeat([]byte{3}, HashSize)}}},
 		&ScanEnd{},
 		&NeedBatch{Items: []Need{{ID: 1, Action: NeedFull}, {ID: 2, Action: NeedDelta, BlockSize: 65536, ValidLen: 100, Hashes: bytes.Repeat([]byte{9}, HashSize), Resumed: true}}, End: true},
 		&Data{ID: 3, Offset: 4096, Seq: 0, RawLen: 5, Payload: []byte("hello")},

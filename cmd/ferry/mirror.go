@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-migrate/ferry/agent"
 	"github.com/ferry-migrate/ferry/agent/mirror"
 	"github.com/ferry-migrate/ferry/agent/pki"
+	"github.com/ferry-migrate/ferry/agent/seal"
 	"github.com/ferry-migrate/ferry/agent/wire"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -63,6 +64,7 @@ func (t *transferFlags) controller() (*agent.Controller, agent.Endpoint, agent.E
 func newMirrorCmd() *cobra.Command {
 	var tf transferFlags
 	var checksum, onError, orphans, jobID string
+	var compress, encrypt, keyFile, bwlimit string
 	cmd := &cobra.Command{
 		Use:   "mirror",
 		Short: "Mirror a file tree from one agent's host to another's",
@@ -80,7 +82,17 @@ Exit status: 0 when everything was mirrored, 2 when some objects were skipped
 				return err
 			}
 			opts := mirror.Options{Checksum: checksum, Excludes: tf.excludes, OnError: onError,
-				Profile: tf.profile, Mounts: tf.mounts}
+				Profile: tf.profile, Mounts: tf.mounts, Compress: compress, Encrypt: encrypt, BWLimit: bwlimit}
+			if encrypt != "" && encrypt != "none" {
+				if keyFile == "" {
+					return errors.New("--encrypt needs --key-file")
+				}
+				key, err := seal.ReadKeyFile(keyFile)
+				if err != nil {
+					return err
+				}
+				opts.Key = key
+			}
 			if opts.Orphans, opts.OrphanDir, err = mirror.ParseOrphans(orphans); err != nil {
 				return err
 			}
@@ -121,6 +133,10 @@ Exit status: 0 when everything was mirrored, 2 when some objects were skipped
 	f.StringVar(&checksum, "checksum", wire.ChecksumTime, "strict (compare block hashes of every file) or time (size+mtime, strict when they differ)")
 	f.StringVar(&onError, "on-error", wire.OnErrorStop, "unreadable source file: stop, or skip (listed in the summary)")
 	f.StringVar(&orphans, "orphans", wire.OrphansKeep, "files only on the target: keep, delete, or move:DIR (DIR relative to the target root)")
+	f.StringVar(&compress, "compress", "off", "payload compression: off, fast, balanced, normal, extreme (zstd; incompressible frames go raw)")
+	f.StringVar(&encrypt, "encrypt", "none", "payload encryption on top of TLS: none, aes (AES-256-GCM), sm4 (SM4-GCM)")
+	f.StringVar(&keyFile, "key-file", "", "with --encrypt: file holding the job's secret (at least 16 bytes)")
+	f.StringVar(&bwlimit, "bwlimit", "off", "bandwidth: a rate (4M = 4 MiB/s) or a schedule 'Mon-Fri 08:00-18:00 10M; * 00:00-24:00 off' (0 = forbidden window)")
 	f.StringVar(&jobID, "job", "", "job id (default: derived from --from and --to, so a re-run resumes)")
 	return cmd
 }
@@ -134,6 +150,9 @@ func printJSON(w io.Writer, v any) {
 func printMirrorSummary(w io.Writer, s mirror.Summary) {
 	fmt.Fprintf(w, "mirrored %d files (%s), %d dirs, %d symlinks, %d special, %d hardlinks in %.1fs\n",
 		s.Files, humanBytes(s.Bytes), s.Dirs, s.Symlinks, s.Specials, s.Hardlinks, float64(s.DurationMs)/1000)
+	if s.PayloadCompressed != s.PayloadBytes {
+		fmt.Fprintf(w, "compression: %s -> %s\n", humanBytes(s.PayloadBytes), humanBytes(s.PayloadCompressed))
+	}
 	fmt.Fprintf(w, "sent %d files (%s content, %s on the wire), %d up to date, %d delta, %d resumed (%s not re-sent)\n",
 		s.FilesSent, humanBytes(s.BytesSent), humanBytes(s.BytesOnWire), s.FilesUpToDate, s.DeltaFiles,
 		s.ResumedFiles, humanBytes(s.ResumedBytes))

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ferry-migrate/ferry/agent/bwlimit"
+	"github.com/ferry-migrate/ferry/agent/codec"
+	"github.com/ferry-migrate/ferry/agent/seal"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// payload is how a job's Data frames are processed (issue 4): bandwidth
+// limiting on the sender, then zstd compression, then AEAD sealing bound to
+// the frame's sequence number; the receiver undoes the last two.
+type payload struct {
+	level  codec.Level
+	cipher seal.Cipher
+	secret seal.Secret // never logged: seal.Secret redacts itself
+	sched  *bwlimit.Schedule
+}
+
+// parsePayload checks a job's payload options. Errors name the bad option,
+// never the key.
+func parsePayload(o wire.JobOptions) (payload, error) {
+	var p payload
+	var err error
+	if p.level, err = codec.ParseLevel(o.Compress); err != nil {
+		return p, fmt.Errorf("%w: compress: %w", wire.ErrProtocol, err)
+	}
+	if p.cipher, err = seal.ParseCipher(o.Encrypt); err != nil {
+		return p, fmt.Errorf("%w: encrypt: %w", wire.ErrProtocol, err)
+	}
+	if p.cipher != seal.None {
+		p.secret = seal.Secret(o.Key)
+		if _, err := seal.KeyCheck(p.secret, make([]byte, seal.SaltSize)); err != nil {
+			return p, fmt.Errorf("%w: payload key: %w", wire.ErrPermission, err)
+		}
+	}
+	if s := strings.TrimSpace(o.BWLimit); s != "" && s != "off" {
+		if p.sched, err = bwlimit.ParseSchedule(s); err != nil {
+			return p, fmt.Errorf("%w: bwlimit: %w", wire.ErrProtocol, err)
+		}
+	}
+	return p, nil
+}
+
+// salt returns a fresh salt when a cipher is in use.
+func (p payload) salt() ([]byte, error) {
+	if p.cipher == seal.None {
+		return nil, nil
+	}
+	return seal.NewSalt()
+}
+
+// keyCheck is what the source puts in Attach.
+func (p payload) keyCheck(transferSalt []byte) ([]byte, error) {
+	if p.cipher == seal.None {
+		return nil, nil
+	}
+	return seal.KeyCheck(p.secret, transferSalt)
+}
+
+// verify checks the source's Attach against our key. Returns an error
+// wrapping wire.ErrPermission ("payload keys differ") on a wrong key.
+func (p payload) verify(transferSalt []byte, a *wire.Attach) error {
+	if p.cipher == seal.None {
+		return nil
+	}
+	if err := seal.VerifyKeyCheck(p.secret, transferSalt, a.KeyCheck); err != nil {
+		return fmt.Errorf("%w: the source and target payload keys differ: %w", wire.ErrPermission, err)
+	}
+	return nil
+}
+
+// install puts the payload stages on a data connection and returns the
+// transform (nil when neither compression nor a cipher is used). dialer is
+// true on the source agent.
+func (p payload) install(c *wire.Conn, transferSalt []byte, dialer bool) (*codec.Transform, error) {
+	if dialer && p.sched != nil {
+		c.SetLimiter(bwlimit.NewLimiter(p.sched, nil))
+	}
+	if p.level == codec.Off && p.cipher == seal.None {
+		return nil, nil
+	}
+	t, err := codec.NewTransform(codec.TransformConfig{Level: p.level, Cipher: p.cipher, Secret: p.secret,
+		Salt: transferSalt, Dialer: dialer, MaxFrameSize: wire.MaxDataPayload})
+	if err != nil {
+		return nil, err
+	}
+	c.SetCodec(t)
+	return t, nil
+}
+
+// caps lists the payload capabilities of this build.
+var payloadCaps = []string{wire.CapZstd, wire.CapAESGCM, wire.CapSM4GCM}
