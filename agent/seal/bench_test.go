@@ -22,6 +22,7 @@ func BenchmarkSealOpen(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				seq := uint64(0)
+				cpu := cpuTime()
 				for b.Loop() {
 					frame = tx.Seal(frame[:0], plain, seq)
 					var err error
@@ -30,6 +31,7 @@ func BenchmarkSealOpen(b *testing.B) {
 					}
 					seq++
 				}
+				reportCPU(b, cpu, int64(size)*int64(seq))
 			})
 		}
 	}
@@ -48,10 +50,12 @@ func BenchmarkSeal(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				seq := uint64(0)
+				cpu := cpuTime()
 				for b.Loop() {
 					frame = tx.Seal(frame[:0], plain, seq)
 					seq++
 				}
+				reportCPU(b, cpu, int64(size)*int64(seq))
 			})
 		}
 	}
