@@ -55,3 +55,22 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// BenchmarkSmallNoChange re-mirrors 5,000 unchanged small files (time mode).
+func BenchmarkSmallNoChange(b *testing.B) {
+	src, dst := b.TempDir(), b.TempDir()
+	for i := range 5000 {
+		d := filepath.Join(src, "d"+string(rune('a'+i/500)))
+		if i%500 == 0 {
+			os.MkdirAll(d, 0o755)
+		}
+		os.WriteFile(filepath.Join(d, "f"+itoa(i)), randBytes(uint64(i), 1024+i%7000), 0o644)
+	}
+	mirrorOnceB(b, src, dst, "", Options{})
+	for b.Loop() {
+		res := mirrorOnceB(b, src, dst, "", Options{})
+		if res.serr != nil || res.rerr != nil || res.sum.FilesSent != 0 {
+			b.Fatal(res.serr, res.rerr, res.sum.FilesSent)
+		}
+	}
+}

@@ -61,11 +61,16 @@ func (r *Receiver) planLoop(ctx context.Context, in <-chan []wire.FileEntry) err
 			}
 			return nil
 		}
+		pre := r.prefetch(batch)
 		for i := range batch {
 			if err := ctx.Err(); err != nil {
 				return context.Cause(ctx)
 			}
-			if err := r.planEntry(&batch[i], hashQ); err != nil {
+			var st *statResult
+			if pre != nil && pre[i].ok && pre[i].epoch == r.epoch {
+				st = &pre[i]
+			}
+			if err := r.planEntry(&batch[i], hashQ, st); err != nil {
 				return err
 			}
 		}
@@ -73,8 +78,47 @@ func (r *Receiver) planLoop(ctx context.Context, in <-chan []wire.FileEntry) err
 	return nil
 }
 
+// statResult is a prefetched Lstat of a batch entry.
+type statResult struct {
+	cur   fsys.Entry
+	err   error
+	ok    bool // prefetched
+	epoch int  // r.epoch when taken
+}
+
+// prefetch stats the regular files of a batch in parallel (the stat calls
+// dominate a no-change run). A result is used only while r.epoch, bumped
+// whenever planning removes or replaces a directory, is unchanged.
+func (r *Receiver) prefetch(batch []wire.FileEntry) []statResult {
+	if len(batch) < 64 {
+		return nil
+	}
+	out := make([]statResult, len(batch))
+	const workers = 3
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			sc := &statCache{root: r.root}
+			defer sc.close()
+			for i := w; i < len(batch); i += workers {
+				fe := &batch[i]
+				if fe.Type != fsys.TypeFile || fe.LinkTo != "" || fe.Path == "" {
+					continue
+				}
+				if _, err := fsys.CleanRel(fe.Path); err != nil {
+					continue
+				}
+				cur, err := sc.lstat(fe.Path)
+				out[i] = statResult{cur: cur, err: err, ok: true, epoch: r.epoch}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // planEntry handles one entry. Only an invalid path is fatal.
-func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan) error {
+func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan, pre *statResult) error {
 	e := &fe.Entry
 	if _, err := fsys.CleanRel(e.Path); err != nil {
 		return badPath(e.Path, err)
@@ -93,7 +137,13 @@ func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan) error {
 	if e.Type != fsys.TypeFile || fe.LinkTo != "" {
 		r.stats.invalidate(e.Path) // it may replace a directory
 	}
-	cur, curErr := r.stats.lstat(e.Path)
+	var cur fsys.Entry
+	var curErr error
+	if pre != nil {
+		cur, curErr = pre.cur, pre.err
+	} else {
+		cur, curErr = r.stats.lstat(e.Path)
+	}
 	exists := curErr == nil
 	if curErr != nil && !errors.Is(curErr, errNotExist) {
 		if isBadPath(curErr) {
@@ -122,6 +172,7 @@ func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan) error {
 
 func (r *Receiver) planDir(e *fsys.Entry, cur fsys.Entry, exists bool) {
 	if exists && cur.Type != fsys.TypeDir {
+		r.epoch++
 		if err := r.root.RemoveAll(e.Path); err != nil {
 			r.objErr(e.Path, err)
 			return
@@ -145,6 +196,9 @@ func (r *Receiver) planSpecial(e *fsys.Entry, cur fsys.Entry, exists bool) {
 	if exists && cur.Type == e.Type && cur.Target == e.Target && cur.Rdev == e.Rdev {
 		r.fixMeta(e, cur)
 		return
+	}
+	if exists && cur.Type == fsys.TypeDir {
+		r.epoch++ // install will remove the directory
 	}
 	tmp := tempName(e.Path)
 	var err error

@@ -29,6 +29,7 @@ type Receiver struct {
 
 	root   *fsys.Root
 	stats  *statCache // the planner's
+	epoch  int        // the planner's: bumped when it removes a directory
 	ckpt   *checkpoints
 	filter *Filter
 
