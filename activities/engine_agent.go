@@ -35,6 +35,9 @@ func (e *AgentEngine) endpoints(src, dstAddr, dst string) (agent.Endpoint, agent
 	return agent.Endpoint{Addr: e.SelfAddr, Path: src}, agent.Endpoint{Addr: dstAddr, Path: dst}
 }
 
+// MirrorOptionsWire converts a job's options to the agent's mirror options.
+func MirrorOptionsWire(o MirrorOptions) mirror.Options { return wireOptions(o) }
+
 func wireOptions(o MirrorOptions) mirror.Options {
 	return mirror.Options{Checksum: o.Checksum, Excludes: o.Excludes, Profile: o.Profile,
 		OnError: o.OnError, Orphans: o.Orphans, OrphanDir: o.OrphanDir}
