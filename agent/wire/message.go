@@ -94,5 +94,8 @@ func newMessage(k Kind) (Message, error) {
 	case KindCancel:
 		return new(Cancel), nil
 	}
+	if m := newSyncMessage(k); m != nil {
+		return m, nil
+	}
 	return nil, fmt.Errorf("%w: unknown message kind %d", ErrProtocol, k)
 }
