@@ -245,6 +245,27 @@ func (b *bench) cpRun(scenario, src, dst string) (row, error) {
 	return row{scenario: scenario, tool: "cp -a", wall: wall, procs: []usage{u}, wire: -1}, nil
 }
 
+// bestOf runs an initial mirror n times into a fresh target and keeps the
+// fastest run: this machine's page cache is slower for the first writer
+// that touches fresh memory, which would otherwise penalise whoever runs
+// first.
+func bestOf(n int, tgt string, run func() (row, error)) (row, error) {
+	var best row
+	for i := range n {
+		if err := fresh(tgt); err != nil {
+			return row{}, err
+		}
+		r, err := run()
+		if err != nil {
+			return row{}, err
+		}
+		if i == 0 || r.wall < best.wall {
+			best = r
+		}
+	}
+	return best, nil
+}
+
 // treeScenario: initial mirror and no-change re-runs of one data set.
 func (b *bench) treeScenario(name, src string) ([]row, error) {
 	warm(src)
@@ -256,10 +277,15 @@ func (b *bench) treeScenario(name, src string) ([]row, error) {
 		return err
 	}
 	tgt := filepath.Join(b.cache, "target")
+	// An untimed copy first, so that every measured writer finds recycled
+	// page-cache memory.
 	if err := fresh(tgt); err != nil {
 		return nil, err
 	}
-	if err := add(b.ferryRun(name+" initial", src, tgt)); err != nil {
+	if _, err := b.cpRun(name+" warm-up", src, tgt); err != nil {
+		return nil, err
+	}
+	if err := add(bestOf(2, tgt, func() (row, error) { return b.ferryRun(name+" initial", src, tgt) })); err != nil {
 		return rows, err
 	}
 	if err := add(b.ferryRun(name+" no-change", src, tgt, "--checksum", "time")); err != nil {
@@ -268,10 +294,7 @@ func (b *bench) treeScenario(name, src string) ([]row, error) {
 	if err := add(b.ferryRun(name+" no-change -c", src, tgt, "--checksum", "strict")); err != nil {
 		return rows, err
 	}
-	if err := fresh(tgt); err != nil {
-		return nil, err
-	}
-	if err := add(b.rsyncRun(name+" initial", src, tgt)); err != nil {
+	if err := add(bestOf(2, tgt, func() (row, error) { return b.rsyncRun(name+" initial", src, tgt) })); err != nil {
 		return rows, err
 	}
 	if err := add(b.rsyncRun(name+" no-change", src, tgt)); err != nil {
@@ -280,10 +303,7 @@ func (b *bench) treeScenario(name, src string) ([]row, error) {
 	if err := add(b.rsyncRun(name+" no-change -c", src, tgt, "-c")); err != nil {
 		return rows, err
 	}
-	if err := fresh(tgt); err != nil {
-		return nil, err
-	}
-	if err := add(b.cpRun(name+" initial", src, tgt)); err != nil {
+	if err := add(bestOf(2, tgt, func() (row, error) { return b.cpRun(name+" initial", src, tgt) })); err != nil {
 		return rows, err
 	}
 	return rows, os.RemoveAll(tgt)
