@@ -14,6 +14,16 @@
 // half) on its own. Closing a controller connection cancels the job on that
 // agent, which cuts the data connection, which ends the job on the other.
 //
+// # Payload options
+//
+// --compress, --encrypt with a key file, and --bwlimit travel in the job
+// options to both agents over the controller's TLS connections (the key
+// never appears in logs: it is a seal.Secret). The target draws a salt when
+// it accepts the job; the source draws its own and proves it holds the same
+// key in Attach (seal.KeyCheck), so a wrong key fails before any data
+// moves. Both install codec.Transform on the data connection; the source
+// installs a bwlimit.Limiter.
+//
 // # Data directory
 //
 //	DATADIR/

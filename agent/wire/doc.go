@@ -33,12 +33,18 @@
 //
 // Source agent → target agent (the data connection of a job):
 //
-//	Hello ⇄ Hello, Attach (job id + one-time token from JobAccepted)
+//	Hello ⇄ Hello, Attach (job id + one-time token from JobAccepted, and
+//	        with payload encryption the source's salt and key check)
+//	target: JobAccepted, or Error (wrong token, keys differ)
 //	source: EntryBatch* … ScanEnd          (the file list, batched, pipelined)
 //	target: NeedBatch*                     (what it wants for each regular file)
 //	source: Data* FileEnd per wanted file  (several files interleaved by ID)
 //	source: SendEnd
 //	target: JobDone (its half of the summary), then both close.
+//
+// With --checksum strict the source includes, for files up to 1 MiB, the
+// hash of the whole content in its FileEntry, so the target confirms an
+// identical file locally.
 //
 // An Error message may be sent by either end at any time and ends the
 // conversation; its Code maps to a sentinel error through one table
@@ -47,8 +53,16 @@
 // # Payload frames
 //
 // Data frames carry a per-connection sequence number and flags. A payload
-// passes sender-side through bandwidth limiting, then the optional
-// compression and sealing stages (FrameCodec); the receiver undoes them in
-// reverse order. The sequence number is what a sealing codec binds into its
-// authenticated data.
+// passes sender-side through bandwidth limiting (Limiter, package
+// bwlimit), then compression and sealing (FrameCodec, package codec's
+// Transform over package seal); the receiver undoes them in reverse order
+// and checks that sequence numbers follow each other. The sequence number
+// is what the sealing stage binds into its authenticated data. The salts
+// of the payload keys travel in JobAccepted (target) and Attach (source).
+//
+// # Limits
+//
+// MaxFrameSize (4 MiB of payload plus 64 KiB), MaxBatchEntries (4,096),
+// MaxListLen, MaxPathLen (32 KiB: trees may nest deeper than PATH_MAX) are
+// checked when decoding, before anything is allocated for them.
 package wire
