@@ -44,7 +44,7 @@ func (c *cutConn) Write(p []byte) (int, error) {
 func buildResumeTree(t *testing.T, src string) int64 {
 	var total int64
 	for i := range 3 {
-		b := randBytes(uint64(100+i), 16<<20)
+		b := randBytes(uint64(100+i), 40<<20)
 		writeFile(t, filepath.Join(src, "big"+strconv.Itoa(i)), b)
 		total += int64(len(b))
 	}
