@@ -94,6 +94,8 @@ type Options struct {
 	// MaxPending bounds the events buffered for a slow consumer; beyond it
 	// the buffer is replaced by one OpRescan of the root. Zero means 1<<20.
 	MaxPending int
+
+	trace func(format string, args ...any) // tests: inotify decisions
 }
 
 // Watcher delivers batches of events until it is closed or its context ends.
@@ -164,6 +166,7 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 			cancel()
 			return nil, fmt.Errorf("capture: inotify: %w", ierr)
 		}
+		ib.trace = opts.trace
 		w.backend, w.stop, run = "inotify", ib.close, ib.run
 	}
 	w.wg.Add(2)

@@ -56,6 +56,8 @@ type inotifyBackend struct {
 	checks           []watchCheck
 	// abort stops translating the current buffer (after a resync).
 	abort bool
+	// trace, when set (tests), receives a line per raw event and decision.
+	trace func(format string, args ...any)
 	// pendingFrom is an IN_MOVED_FROM waiting for its IN_MOVED_TO.
 	pendingFrom *inotifyRaw
 }
@@ -289,6 +291,9 @@ func (b *inotifyBackend) process(buf []byte, now time.Time) []Event {
 		}
 		ev.name = string(name)
 		buf = buf[inotifyEventSize+nl:]
+		if b.trace != nil {
+			b.trace("ev @%d wd=%d(%q) mask=%#x cookie=%d name=%q", b.consumed, ev.wd, b.wds[ev.wd], ev.mask, ev.cookie, ev.name)
+		}
 		out = b.translate(ev, now, out)
 		if b.abort {
 			b.abort = false

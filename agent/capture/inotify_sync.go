@@ -37,6 +37,9 @@ func (b *inotifyBackend) noteWatch(wd int32, rel string) {
 	if err != nil {
 		pending = 1 << 30 // unknown: check once everything read so far is done
 	}
+	if b.trace != nil {
+		b.trace("watch wd=%d %q pending=%d consumed=%d bufEnd=%d", wd, rel, pending, b.consumed, b.bufEnd)
+	}
 	if pending > 0 || b.consumed < b.bufEnd {
 		b.checks = append(b.checks, watchCheck{wd, rel, b.bufEnd + int64(pending)})
 	}
@@ -50,6 +53,9 @@ func (b *inotifyBackend) validate(now time.Time, out []Event) []Event {
 		cur, ok := b.wds[c.wd]
 		if !ok || cur == c.path {
 			continue
+		}
+		if b.trace != nil {
+			b.trace("fix wd=%d %q -> %q", c.wd, cur, c.path)
 		}
 		if b.byPath[cur] == c.wd {
 			delete(b.byPath, cur)
