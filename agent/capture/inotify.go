@@ -367,7 +367,11 @@ func (b *inotifyBackend) translate(ev inotifyRaw, now time.Time, out []Event) []
 		e.Op = OpCreate
 		out = append(out, e)
 		if isDir {
+			// Entries that came and went before the watch existed left no
+			// event; the creates found by the scan cannot report them, so
+			// the new directory is also reported for a rescan.
 			out = append(out, b.watchTree(rel, true, now)...)
+			out = append(out, Event{Op: OpRescan, Path: rel, Dir: true, Time: now})
 		}
 	case ev.mask&(unix.IN_MODIFY|unix.IN_CLOSE_WRITE) != 0:
 		e.Op = OpModify
@@ -418,7 +422,9 @@ func (b *inotifyBackend) rename(from, to inotifyRaw, now time.Time, out []Event)
 	isDir := to.mask&unix.IN_ISDIR != 0
 	oldRel, newRel := joinRel(fdir, from.name), joinRel(tdir, to.name)
 	if isDir {
-		b.unwatch(newRel) // an empty directory replaced by the rename
+		// An empty directory replaced by the rename keeps its entry until
+		// its IN_IGNORED arrives; removing its watch here could remove the
+		// moved directory's own, when that was added under newRel already.
 		b.renameWatches(oldRel, newRel)
 	}
 	inOld, inNew := !b.filter.excluded(oldRel, isDir), !b.filter.excluded(newRel, isDir)
