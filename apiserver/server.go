@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -105,6 +106,12 @@ type Server struct {
 	dummyHash string
 }
 
+// installProblems makes every error response of Huma a Problem. Huma reads
+// its error constructor from package variables (when it builds the schema
+// and when it answers), so they are set once per process, before the first
+// operation is registered; newProblem keeps no state of its own.
+var installProblems sync.Once
+
 // New builds the server and registers every operation.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), reg: cfg.Registry, db: cfg.DB, now: cfg.Now}
@@ -129,13 +136,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	// Every error response is a Problem; Huma reads these when it builds
-	// the schema and when it answers. Assigning the same functions again
-	// from a second server is harmless.
-	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-		return newProblem(nil, status, msg, errs...)
-	}
-	huma.NewErrorWithContext = newProblem
+	installProblems.Do(func() {
+		huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
+			return newProblem(nil, status, msg, errs...)
+		}
+		huma.NewErrorWithContext = newProblem
+	})
 
 	hc := huma.DefaultConfig("Ferry API", Version)
 	hc.Info.Description = "Ferry control plane: hosts, migration jobs, users and rights, audit, alarms, reports and metadata backup.\n\n" +
