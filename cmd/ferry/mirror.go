@@ -192,6 +192,7 @@ func newProgress(w io.Writer, quiet bool) *progress {
 	p.bar = progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionShowElapsedTimeOnFinish(),
