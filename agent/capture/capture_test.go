@@ -188,3 +188,23 @@ func force2name(force bool) string {
 	}
 	return "fanotify"
 }
+
+// TestFanotifyNestedMount: a filesystem mounted inside the root is marked
+// too, and its paths resolve under the root.
+func TestFanotifyNestedMount(t *testing.T) {
+	mnt := testFS(t, "ext4")
+	sub := filepath.Join(mnt, "sub")
+	must(t, os.Mkdir(sub, 0o755))
+	run(t, "mount", "-t", "tmpfs", "tmpfs", sub)
+	t.Cleanup(func() { run(t, "umount", sub) })
+	must(t, os.Mkdir(filepath.Join(sub, "pre"), 0o755))
+	_, c := startWatch(t, mnt, false, nil)
+	writeFile(t, filepath.Join(sub, "pre", "a"), "a")
+	must(t, os.Mkdir(filepath.Join(sub, "new"), 0o755))
+	writeFile(t, filepath.Join(sub, "new", "b"), "b")
+	must(t, os.Rename(filepath.Join(sub, "new"), filepath.Join(sub, "pre", "moved")))
+	writeFile(t, filepath.Join(sub, "pre", "moved", "c"), "c")
+	c.waitFor(t, Event{Op: OpCreate, Path: "sub/pre/a"}, Event{Op: OpCreate, Path: "sub/new", Dir: true},
+		Event{Op: OpCreate, Path: "sub/new/b"}, Event{Op: OpRename, From: "sub/new", Path: "sub/pre/moved", Dir: true},
+		Event{Op: OpCreate, Path: "sub/pre/moved/c"})
+}
