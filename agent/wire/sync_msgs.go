@@ -200,6 +200,9 @@ type SyncOp struct {
 	LinkTo  string
 	// Content: SyncChunk messages and a SyncOpEnd follow this op.
 	Content bool
+	// InPlace (Put of a file with several links): write the content into
+	// the existing file so its other names keep sharing it.
+	InPlace bool
 	// BlockSize and Hashes (Delta): the XXH3-128 hash of every block of the
 	// new content, to verify the patched file.
 	BlockSize int64
@@ -222,6 +225,7 @@ func (m *SyncOp) Encode(e *Encoder) {
 	}
 	e.String(m.LinkTo)
 	e.Bool(m.Content)
+	e.Bool(m.InPlace)
 	e.Varint(m.BlockSize)
 	e.Blob(m.Hashes)
 	e.Strings(m.Names)
@@ -243,6 +247,7 @@ func (m *SyncOp) Decode(d *Decoder) error {
 	}
 	m.LinkTo = d.String()
 	m.Content = d.Bool()
+	m.InPlace = d.Bool()
 	m.BlockSize = d.Varint()
 	m.Hashes = append([]byte(nil), d.Blob()...)
 	m.Names = d.Strings()

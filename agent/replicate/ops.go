@@ -1,0 +1,349 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/journal"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// out is one op to send, with its content read at send time.
+type out struct {
+	op      wire.SyncOp
+	content bool   // stream the file at op.Path (Put, Rename)
+	delta   []byte // Delta: the target's current block hashes
+}
+
+// ship turns record i of recs into ops built from the source's current
+// state and sends them (the last one marked Last). full disables the
+// shortcuts that rely on the target's state (delta, hardlink to an earlier
+// name, rename without content). skipped collects paths whose records
+// were dropped because a later record of the batch renames them away.
+func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record, i int, full bool, skipped map[string]bool) error {
+	r := recs[i]
+	var ops []out
+	var err error
+	switch r.Op {
+	case journal.OpRescan:
+		e, lerr := sh.root.Lstat(r.Path)
+		if lerr == nil && e.Type == fsys.TypeDir {
+			// Compare the subtree with the mirror engine once the target
+			// has applied everything before this record.
+			if err := sh.waitAcked(ctx, c); err != nil {
+				return err
+			}
+			if err := sh.s.cfg.Mirror(ctx, r.Path); err != nil {
+				return err
+			}
+			clear(sh.hashes)
+			break
+		}
+		ops, err = sh.stateOps(r, recs, i, full, skipped)
+	case journal.OpRename:
+		ops, err = sh.renameOps(r, recs, i, full, skipped)
+	default:
+		ops, err = sh.stateOps(r, recs, i, full, skipped)
+	}
+	if err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		ops = []out{{op: wire.SyncOp{Op: wire.SyncOpNone}}}
+	}
+	for k := range ops {
+		o := &ops[k]
+		o.op.Seq = r.Seq
+		o.op.Last = k == len(ops)-1
+		if err := sh.send(ctx, c, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renamedLater reports whether a record after i renames p (or an ancestor
+// of p) away: then a vanished p is explained by that rename, which ships
+// the content under its new name.
+func renamedLater(recs []journal.Record, i int, p string) bool {
+	for _, r := range recs[i+1:] {
+		if r.Op == journal.OpRename && (r.From == p || strings.HasPrefix(p, r.From+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// wasSkipped reports whether p or one of its ancestors was skipped.
+func wasSkipped(skipped map[string]bool, p string) bool {
+	for a := p; ; {
+		if skipped[a] {
+			return true
+		}
+		i := strings.LastIndexByte(a, '/')
+		if i < 0 {
+			return false
+		}
+		a = a[:i]
+	}
+}
+
+// parents returns the current metadata of the directories containing ps.
+func (sh *shipper) parents(ps ...string) []fsys.Entry {
+	var outp []fsys.Entry
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if p == "" {
+			continue
+		}
+		d := parentDir(p)
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if e, err := sh.root.Lstat(d); err == nil && e.Type == fsys.TypeDir {
+			outp = append(outp, e)
+		}
+	}
+	return outp
+}
+
+// stateOps makes the target's r.Path what the source's is now.
+func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]bool) ([]out, error) {
+	e, err := sh.root.Lstat(r.Path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsys.ErrSymlinkInPath) || isNotDir(err) {
+		if renamedLater(recs, i, r.Path) {
+			skipped[r.Path] = true
+			return nil, nil
+		}
+		if r.Path == "" {
+			return nil, nil
+		}
+		sh.forget(r.Path)
+		return []out{{op: wire.SyncOp{Op: wire.SyncOpDelete, Path: r.Path, Parents: sh.parents(r.Path)}}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.Type == fsys.TypeDir && r.Op == journal.OpCreate && r.Path != "" {
+		// A directory that appears may have arrived with content (moved in
+		// from outside the root): ship its whole subtree.
+		return sh.walkOps(r.Path)
+	}
+	return []out{sh.putOp(e, r.Op == journal.OpCreate, full)}, nil
+}
+
+func isNotDir(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "not a directory"
+}
+
+// putOp builds the op that makes e.Path look like e.
+func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
+	o := out{op: wire.SyncOp{Op: wire.SyncOpPut, Path: e.Path, Entry: e, Parents: sh.parents(e.Path)}}
+	if e.Type != fsys.TypeFile {
+		return o
+	}
+	if e.Nlink > 1 {
+		key := inoKey{e.Dev, e.Ino}
+		if q, ok := sh.links[key]; ok && q != e.Path && created && !full {
+			if qe, err := sh.root.Lstat(q); err == nil && qe.Ino == e.Ino && qe.Dev == e.Dev {
+				o.op.Op, o.op.LinkTo = wire.SyncOpLink, q
+				return o
+			}
+		}
+		sh.links[key] = e.Path
+		o.op.InPlace = !created
+		o.content = true
+		return o
+	}
+	o.content = true
+	if h, ok := sh.hashes[e.Path]; ok && !full && e.Size >= DeltaMin {
+		o.op.Op = wire.SyncOpDelta
+		o.delta = h.hashes
+	}
+	return o
+}
+
+// renameOps moves r.From to r.Path on the target.
+func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]bool) ([]out, error) {
+	e, err := sh.root.Lstat(r.Path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsys.ErrSymlinkInPath) || isNotDir(err) {
+		if renamedLater(recs, i, r.Path) {
+			skipped[r.Path] = true
+		}
+		// Move it anyway: a later record says where r.Path went.
+		sh.move(r.From, r.Path)
+		return []out{{op: wire.SyncOp{Op: wire.SyncOpRename, From: r.From, Path: r.Path, Parents: sh.parents(r.From, r.Path)}}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sh.move(r.From, r.Path)
+	o := out{op: wire.SyncOp{Op: wire.SyncOpRename, From: r.From, Path: r.Path, Entry: e, Parents: sh.parents(r.From, r.Path)}}
+	needContent := full || wasSkipped(skipped, r.From)
+	switch {
+	case e.Type == fsys.TypeFile && needContent:
+		o.content = true
+		delete(sh.hashes, r.Path)
+	case e.Type == fsys.TypeDir && needContent:
+		walk, err := sh.walkOps(r.Path)
+		if err != nil {
+			return nil, err
+		}
+		return append([]out{o}, walk...), nil
+	}
+	return []out{o}, nil
+}
+
+// move updates the caches after a rename.
+func (sh *shipper) move(from, to string) {
+	for k, v := range sh.hashes {
+		if k == from || strings.HasPrefix(k, from+"/") {
+			delete(sh.hashes, k)
+			sh.hashes[to+k[len(from):]] = v
+		}
+	}
+	for k, v := range sh.links {
+		if v == from || strings.HasPrefix(v, from+"/") {
+			sh.links[k] = to + v[len(from):]
+		}
+	}
+}
+
+// forget drops the caches of a deleted path.
+func (sh *shipper) forget(p string) {
+	for k := range sh.hashes {
+		if k == p || strings.HasPrefix(k, p+"/") {
+			delete(sh.hashes, k)
+		}
+	}
+}
+
+// walkOps ships the whole subtree at rel: every object, then a prune of
+// each directory (which also sets the directory's metadata last).
+func (sh *shipper) walkOps(rel string) ([]out, error) {
+	var ops []out
+	var walk func(dir fsys.Entry) error
+	walk = func(dir fsys.Entry) error {
+		ops = append(ops, out{op: wire.SyncOp{Op: wire.SyncOpPut, Path: dir.Path, Entry: dir}})
+		kids, err := sh.root.ReadDir(dir.Path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		names := make([]string, 0, len(kids))
+		for _, k := range kids {
+			p := joinRel(dir.Path, k.Path)
+			if sh.s.excluded(p) {
+				continue
+			}
+			names = append(names, k.Path)
+			e, err := sh.root.Lstat(p)
+			if err != nil {
+				continue // vanished: its own record follows
+			}
+			if e.Type == fsys.TypeDir {
+				if err := walk(e); err != nil {
+					return err
+				}
+				continue
+			}
+			o := sh.putOp(e, true, true)
+			o.op.Parents = nil
+			ops = append(ops, o)
+		}
+		final, err := sh.root.Lstat(dir.Path)
+		if err != nil {
+			final = dir
+		}
+		ops = append(ops, out{op: wire.SyncOp{Op: wire.SyncOpPrune, Path: dir.Path, Names: names, Parents: []fsys.Entry{final}}})
+		return nil
+	}
+	e, err := sh.root.Lstat(rel)
+	if err != nil {
+		return nil, nil
+	}
+	if err := walk(e); err != nil {
+		return nil, err
+	}
+	ops[len(ops)-1].op.Parents = append(ops[len(ops)-1].op.Parents, sh.parents(rel)...)
+	return ops, nil
+}
+
+// send writes one op and, for content ops, the file's data: every block for
+// a Put, the changed blocks for a Delta. It keeps the block hashes of large
+// files for the next delta.
+func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
+	if !o.content && o.op.Op != wire.SyncOpDelta {
+		return c.WriteMsg(&o.op)
+	}
+	o.op.Content = true
+	f, err := sh.root.Open(o.op.Path)
+	if err != nil {
+		// Gone or no longer a regular file: its next record says what it is.
+		o.op.Op, o.op.Content = wire.SyncOpNone, false
+		return c.WriteMsg(&o.op)
+	}
+	defer f.Close()
+	size := o.op.Entry.Size
+	large := size >= DeltaMin
+	var hashes []byte
+	if o.op.Op == wire.SyncOpDelta {
+		if hashes, err = hashBlocks(f, size, sh.buf); err != nil {
+			o.op.Op, o.op.Content = wire.SyncOpNone, false
+			return c.WriteMsg(&o.op)
+		}
+		o.op.BlockSize, o.op.Hashes = BlockSize, hashes
+	}
+	if err := c.WriteMsg(&o.op); err != nil {
+		return err
+	}
+	abandoned := false
+	for off, b := int64(0), 0; off < size; off, b = off+BlockSize, b+1 {
+		n := int(min(BlockSize, size-off))
+		if o.delta != nil {
+			h := hashes[b*wire.HashSize : (b+1)*wire.HashSize]
+			if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h) {
+				continue
+			}
+		}
+		if _, err := f.ReadAt(sh.buf[:n], off); err != nil && !(err == io.EOF) {
+			abandoned = true
+			break
+		}
+		if large && hashes == nil {
+			// Hash while streaming a full copy, for the next delta.
+			h := hashOf(sh.buf[:n])
+			sh.pendingHashes = append(sh.pendingHashes, h[:]...)
+		}
+		if sh.lim != nil {
+			if err := sh.lim.WaitN(ctx, n); err != nil {
+				return err
+			}
+		}
+		if err := c.WriteMsg(&wire.SyncChunk{Off: off, Data: sh.buf[:n]}); err != nil {
+			return err
+		}
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() < size {
+		abandoned = true // shrank while read: the tail read as zeros or short
+	}
+	if large && !abandoned {
+		if hashes == nil {
+			hashes = sh.pendingHashes
+		}
+		sh.hashes[o.op.Path] = fileHashes{size: size, hashes: bytes.Clone(hashes)}
+	} else {
+		delete(sh.hashes, o.op.Path)
+	}
+	sh.pendingHashes = sh.pendingHashes[:0]
+	return c.WriteMsg(&wire.SyncOpEnd{Abandoned: abandoned})
+}

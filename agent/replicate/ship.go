@@ -1,0 +1,197 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-migrate/ferry/agent/bwlimit"
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/journal"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// ReadBatch is how many journal records the shipper reads (and coalesces)
+// at a time.
+const ReadBatch = 512
+
+type inoKey struct{ dev, ino uint64 }
+
+// shipper ships journal records over one connection at a time. Its caches
+// describe what the target holds after applying what was shipped, so they
+// are only trusted within one connection (hashes) or re-checked at use
+// (links).
+type shipper struct {
+	s           *Source
+	hashes      map[string]fileHashes
+	links       map[inoKey]string
+	afterMirror bool
+	progressed  bool
+	lim         *bwlimit.Limiter
+	root        *fsys.Root
+	buf         []byte
+	// pendingHashes collects block hashes while a large file streams.
+	pendingHashes []byte
+
+	mu      sync.Mutex // guards ackSeq, sentSeq
+	ackSeq  uint64
+	sentSeq uint64
+}
+
+// session runs one connection: attach, resume from the target's applied
+// number, ship until an error, a pause or a resync.
+func (sh *shipper) session(ctx context.Context) error {
+	s := sh.s
+	sh.progressed = false
+	c, applied, err := s.dialTarget(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	next, err := s.startSeq(applied, sh.afterMirror)
+	if err != nil {
+		return err
+	}
+	sh.afterMirror = false
+	fullSeq := next // the first record after a reconnect ships in full
+	clear(sh.hashes)
+	if sh.root == nil {
+		if sh.root, err = fsys.OpenRoot(s.cfg.Root); err != nil {
+			return err
+		}
+	}
+	if sh.buf == nil {
+		sh.buf = make([]byte, BlockSize)
+	}
+	if b := strings.TrimSpace(s.cfg.Opts.BWLimit); b != "" && b != "off" && sh.lim == nil {
+		sched, err := bwlimit.ParseSchedule(b)
+		if err != nil {
+			return fmt.Errorf("bwlimit: %w", err)
+		}
+		sh.lim = bwlimit.NewLimiter(sched, nil)
+	}
+	sh.mu.Lock()
+	sh.ackSeq, sh.sentSeq = next-1, next-1
+	sh.mu.Unlock()
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go sh.readAcks(sctx, c, cancel)
+	for {
+		if err := context.Cause(sctx); err != nil {
+			return err
+		}
+		select {
+		case <-s.remirror:
+			return errRemirror
+		default:
+		}
+		s.mu.Lock()
+		paused := s.paused
+		s.mu.Unlock()
+		if paused {
+			c.Flush()
+			return errPaused
+		}
+		recs, err := s.j.Read(next, ReadBatch)
+		if errors.Is(err, journal.ErrGone) {
+			return fmt.Errorf("%w: %v", errRemirror, err)
+		}
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+			wctx, wcancel := context.WithTimeout(sctx, 100*time.Millisecond)
+			err := s.j.Wait(wctx, next-1)
+			wcancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) && sctx.Err() == nil {
+				return err
+			}
+			continue
+		}
+		last := recs[len(recs)-1].Seq
+		recs = journal.Coalesce(recs)
+		skipped := map[string]bool{}
+		for i := range recs {
+			if err := sh.ship(sctx, c, recs, i, recs[i].Seq == fullSeq, skipped); err != nil {
+				if cause := context.Cause(sctx); cause != nil {
+					return cause
+				}
+				return err
+			}
+			sh.mu.Lock()
+			sh.sentSeq = recs[i].Seq
+			sh.mu.Unlock()
+		}
+		if err := c.Flush(); err != nil {
+			return err
+		}
+		next = last + 1
+	}
+}
+
+// readAcks acknowledges records in the journal as the target reports them
+// and ends the session (cancel) when the connection fails or the target
+// reports an error.
+func (sh *shipper) readAcks(ctx context.Context, c *wire.Conn, cancel context.CancelCauseFunc) {
+	s := sh.s
+	for {
+		m, err := c.ReadMsg()
+		if err != nil {
+			cancel(fmt.Errorf("sync connection: %w", err))
+			return
+		}
+		switch m := m.(type) {
+		case *wire.SyncAck:
+			sh.mu.Lock()
+			prev := sh.ackSeq
+			if m.Seq > prev {
+				sh.ackSeq = m.Seq
+			}
+			sh.mu.Unlock()
+			if m.Seq > prev {
+				if err := s.j.Ack(m.Seq); err != nil {
+					cancel(fmt.Errorf("journal ack: %w", err))
+					return
+				}
+				s.acked(int64(m.Seq - prev))
+				sh.progressed = true
+				s.setErr(nil)
+			}
+		case *wire.Error:
+			cancel(fmt.Errorf("target: %w", m.Err()))
+			return
+		default:
+			cancel(fmt.Errorf("%w: unexpected %s from the target", wire.ErrProtocol, m.Kind()))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// waitAcked waits until the target acknowledged every record sent.
+func (sh *shipper) waitAcked(ctx context.Context, c *wire.Conn) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	for {
+		sh.mu.Lock()
+		done := sh.ackSeq >= sh.sentSeq
+		sh.mu.Unlock()
+		if done {
+			return nil
+		}
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -1,0 +1,306 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ferry-migrate/ferry/agent/capture"
+	"github.com/ferry-migrate/ferry/agent/journal"
+	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// States of a sync, as the API names them.
+const (
+	StateStarting         = "starting"
+	StateMirroring        = "mirroring"
+	StateSyncing          = "syncing"
+	StatePaused           = "paused"
+	StateRemirrorRequired = "remirror_required"
+	StateStopped          = "stopped"
+)
+
+// SourceConfig configures StartSource.
+type SourceConfig struct {
+	JobID string
+	// Root is the absolute source root.
+	Root string
+	// DataDir is the agent's data directory: the journal lives in
+	// StateDir(DataDir, JobID)/journal, and the directory is excluded from
+	// capture when it lies under Root.
+	DataDir string
+	// Opts are the job's mirror options (excludes, profile, checksum mode
+	// of resyncs, BWLimit for shipping).
+	Opts wire.JobOptions
+	// Dial opens a connection (TLS and hello done) to the target agent.
+	Dial func(ctx context.Context) (*wire.Conn, error)
+	// TargetRoot is the absolute root on the target host.
+	TargetRoot string
+	// Mirror mirrors Root/sub onto TargetRoot/sub with orphans deleted
+	// (sub "" is the whole tree). It is called for the initial mirror, for
+	// resyncs (restart, journal full) and for rescans of a subtree;
+	// shipping is paused while it runs. Required.
+	Mirror func(ctx context.Context, sub string) error
+	// JournalMaxBytes bounds the journal on disk (0: 1 GiB).
+	JournalMaxBytes int64
+	// ForceInotify skips fanotify (tests).
+	ForceInotify bool
+	Log          *slog.Logger
+}
+
+// Stats describe a running sync.
+type Stats struct {
+	State string
+	// Lag is the age of the oldest change not yet applied on the target.
+	Lag            time.Duration
+	BacklogRecords int64
+	BacklogBytes   int64
+	// AppliedTotal counts records acknowledged since StartSource.
+	AppliedTotal int64
+	// AppliedRate is records a second over the last few seconds.
+	AppliedRate float64
+	// Backend is the capture backend ("fanotify" or "inotify").
+	Backend string
+	// Err is the last error (connection, mirror), cleared on success.
+	Err string
+}
+
+// Source is the source side of a sync: capture → journal → shipper.
+type Source struct {
+	cfg     SourceConfig
+	log     *slog.Logger
+	j       *journal.Journal
+	w       *capture.Watcher
+	cancel  context.CancelFunc
+	done    chan struct{}
+	backend string
+	filter  *mirror.Filter
+
+	// remirror is signalled by the feeder when the journal overflowed.
+	remirror chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	state     string
+	paused    bool
+	pauseCh   chan struct{} // closed and replaced on Resume
+	lastErr   string
+	applied   int64
+	lastEvent time.Time
+	rate      rateMeter
+	err       error // terminal error of run
+}
+
+// StartSource opens the journal, starts change capture and then, in the
+// background, mirrors the tree (capture runs first, so nothing changed
+// during the mirror is missed) and ships the journal to the target. A
+// (re)start always resyncs with Mirror first, since changes made while no
+// capture ran are unknown; records already journaled are then shipped from
+// the last acknowledged one.
+//
+// Returns an error if the journal cannot be opened or capture cannot start.
+func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
+	if cfg.Mirror == nil || cfg.Dial == nil {
+		return nil, errors.New("replicate: Mirror and Dial are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	cfg.Root = root
+	if err := mirror.Normalize(&cfg.Opts); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(StateDir(cfg.DataDir, cfg.JobID), "journal")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("replicate: %w", err)
+	}
+	j, err := journal.Open(dir, journal.Options{MaxBytes: cfg.JournalMaxBytes, Logger: cfg.Log})
+	if err != nil {
+		return nil, fmt.Errorf("replicate: open journal: %w", err)
+	}
+	filter := mirror.NewFilter(&cfg.Opts, root, cfg.DataDir, 0)
+	ctx, cancel := context.WithCancel(ctx)
+	w, err := capture.Watch(ctx, capture.Options{Root: root, Logger: cfg.Log, ForceInotify: cfg.ForceInotify,
+		Exclude: func(rel string, _ bool) bool { return filter.ExcludedName(rel) }})
+	if err != nil {
+		cancel()
+		j.Close()
+		return nil, fmt.Errorf("replicate: capture: %w", err)
+	}
+	s := &Source{cfg: cfg, log: cfg.Log.With("job", cfg.JobID, "role", "sync-source"), j: j, w: w,
+		cancel: cancel, done: make(chan struct{}), backend: w.Backend(),
+		remirror: make(chan struct{}, 1), state: StateStarting, pauseCh: make(chan struct{}), filter: filter}
+	go s.feed(ctx)
+	go s.run(ctx)
+	return s, nil
+}
+
+// excluded reports whether rel is left out of the sync.
+func (s *Source) excluded(rel string) bool { return s.filter.ExcludedName(rel) }
+
+// Stats returns the current state and counters.
+func (s *Source) Stats() Stats {
+	js := s.j.Stats()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
+		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr}
+	if s.paused && st.State == StateSyncing {
+		st.State = StatePaused
+	}
+	return st
+}
+
+// Pause stops shipping (capture and journaling go on); Resume restarts it.
+func (s *Source) Pause() {
+	s.mu.Lock()
+	s.paused = true
+	s.mu.Unlock()
+}
+
+// Resume restarts shipping after Pause.
+func (s *Source) Resume() {
+	s.mu.Lock()
+	if s.paused {
+		s.paused = false
+		close(s.pauseCh)
+		s.pauseCh = make(chan struct{})
+	}
+	s.mu.Unlock()
+}
+
+// waitUnpaused blocks while shipping is paused.
+func (s *Source) waitUnpaused(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		p, ch := s.paused, s.pauseCh
+		s.mu.Unlock()
+		if !p {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// QuietPeriod is how long WaitDrained wants capture to have been silent.
+const QuietPeriod = 150 * time.Millisecond
+
+// WaitDrained returns once the initial mirror is done, every captured
+// change is applied and acknowledged, and capture has reported nothing for
+// QuietPeriod — the final sync of a cutover, after the source services are
+// stopped. Returns ctx's error, or the sync's terminal error.
+func (s *Source) WaitDrained(ctx context.Context) error {
+	start := time.Now()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			s.mu.Lock()
+			err := s.err
+			s.mu.Unlock()
+			if err == nil {
+				err = errors.New("replicate: sync stopped")
+			}
+			return err
+		case <-t.C:
+		}
+		js := s.j.Stats()
+		s.mu.Lock()
+		state, last := s.state, s.lastEvent
+		s.mu.Unlock()
+		now := time.Now()
+		if state == StateSyncing && js.Last == js.Acked && now.Sub(start) >= QuietPeriod && now.Sub(last) >= QuietPeriod {
+			return nil
+		}
+	}
+}
+
+// Stop stops capture and shipping and closes the journal (what was
+// journaled survives for the next StartSource). It returns the sync's
+// terminal error, if any.
+func (s *Source) Stop() error {
+	s.cancel()
+	<-s.done
+	s.w.Close()
+	s.j.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = StateStopped
+	if errors.Is(s.err, context.Canceled) {
+		return nil
+	}
+	return s.err
+}
+
+// Done is closed when the sync has ended (Stop, ctx, or a terminal error).
+func (s *Source) Done() <-chan struct{} { return s.done }
+
+func (s *Source) setState(st string) {
+	s.mu.Lock()
+	s.state = st
+	s.mu.Unlock()
+}
+
+func (s *Source) setErr(err error) {
+	s.mu.Lock()
+	if err == nil {
+		s.lastErr = ""
+	} else {
+		s.lastErr = err.Error()
+	}
+	s.mu.Unlock()
+}
+
+// acked records n more records acknowledged.
+func (s *Source) acked(n int64) {
+	s.mu.Lock()
+	s.applied += n
+	s.rate.add(time.Now(), n)
+	s.mu.Unlock()
+}
+
+// rateMeter counts events per second over a sliding window of seconds.
+type rateMeter struct {
+	slots [5]int64
+	secs  [5]int64
+}
+
+func (r *rateMeter) add(now time.Time, n int64) {
+	sec := now.Unix()
+	i := sec % int64(len(r.slots))
+	if r.secs[i] != sec {
+		r.secs[i], r.slots[i] = sec, 0
+	}
+	r.slots[i] += n
+}
+
+// rate averages the complete seconds of the window.
+func (r *rateMeter) rate(now time.Time) float64 {
+	sec := now.Unix()
+	var sum int64
+	for i := range r.slots {
+		if r.secs[i] < sec && r.secs[i] >= sec-int64(len(r.slots)-1) {
+			sum += r.slots[i]
+		}
+	}
+	return float64(sum) / float64(len(r.slots)-1)
+}

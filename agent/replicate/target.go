@@ -1,0 +1,218 @@
+package replicate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// AckInterval is how often the target makes applied records durable and
+// acknowledges them while records keep arriving.
+const AckInterval = 10 * time.Millisecond
+
+// ErrNeedFull is what the target reports (as a wire.ErrNotFound error) when
+// an op cannot be applied against its current tree (a rename whose source
+// is missing, a delta or hardlink whose base is missing). The source
+// reconnects and ships that record in full.
+var ErrNeedFull = errors.New("replicate: target needs the record in full")
+
+// TargetConfig configures the target side of one sync conversation.
+type TargetConfig struct {
+	// Root is the absolute target root (created if missing).
+	Root string
+	// DataDir is the agent's data directory; the applied sequence number
+	// is kept in DataDir/sync/<hash of job>/applied.
+	DataDir string
+	JobID   string
+	Log     *slog.Logger
+}
+
+// StateDir returns the directory holding a sync job's state under an
+// agent's data directory (the journal on the source, the applied sequence
+// number on the target).
+func StateDir(dataDir, jobID string) string {
+	h := sha256.Sum256([]byte(jobID))
+	return filepath.Join(dataDir, "sync", hex.EncodeToString(h[:8]))
+}
+
+// ServeTarget serves a SyncAttach conversation on c (the attach message
+// already read): it answers SyncAccepted with the applied sequence number,
+// then applies ops in order through an fsys.Root and acknowledges them once
+// durable (syncfs of the target file system, then the applied number is
+// written and fsync'd). It returns when the connection ends or ctx is done.
+//
+// Errors: a path the peer must not name (fsys.ErrEscapes and friends) or
+// an op that cannot be applied ends the conversation with an Error to the
+// peer; ErrNeedFull cases are reported with code NotFound.
+func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return sendErr(c, fmt.Errorf("create root: %w", err))
+	}
+	root, err := fsys.OpenRoot(cfg.Root)
+	if err != nil {
+		return sendErr(c, err)
+	}
+	defer root.Close()
+	st, err := openApplied(StateDir(cfg.DataDir, cfg.JobID))
+	if err != nil {
+		return sendErr(c, err)
+	}
+	if err := c.Send(&wire.SyncAccepted{Applied: st.seq}); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	a := &applier{root: root, log: cfg.Log}
+	// applied is the Seq of the last complete record of this connection
+	// (the source ships in order; after a resync its numbering may restart
+	// below what an earlier connection applied).
+	var mu sync.Mutex // guards applied
+	applied := st.seq
+	sent := st.seq
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		t := time.NewTicker(AckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			n := applied
+			mu.Unlock()
+			if n == sent {
+				continue
+			}
+			if err := st.persist(root, n); err != nil {
+				cfg.Log.Warn("sync target: persist applied seq", "err", err)
+				c.Close()
+				return
+			}
+			if err := c.Send(&wire.SyncAck{Seq: n}); err != nil {
+				return
+			}
+			sent = n
+		}
+	}()
+	defer func() { cancel(); <-ackDone }()
+	for {
+		m, err := c.ReadMsg()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		op, ok := m.(*wire.SyncOp)
+		if !ok {
+			return sendErr(c, fmt.Errorf("%w: unexpected %s in a sync conversation", wire.ErrProtocol, m.Kind()))
+		}
+		// Records re-shipped after a reconnect are applied again: ops carry
+		// the source's current state, so re-applying is harmless.
+		if err := a.apply(c, op); err != nil {
+			cfg.Log.Warn("sync target: apply failed", "seq", op.Seq, "op", op.Op, "path", op.Path, "err", err)
+			return sendErr(c, err)
+		}
+		if op.Last {
+			mu.Lock()
+			applied = op.Seq
+			mu.Unlock()
+		}
+	}
+}
+
+// sendErr reports err to the peer and returns it.
+func sendErr(c *wire.Conn, err error) error {
+	if errors.Is(err, ErrNeedFull) {
+		err = fmt.Errorf("%w: %w", wire.ErrNotFound, err)
+	}
+	c.Send(wire.ErrorMsg(err))
+	return err
+}
+
+// appliedState is the durable applied sequence number of a job's target.
+type appliedState struct {
+	path string
+	seq  uint64 // last persisted
+}
+
+func openApplied(dir string) (*appliedState, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sync state: %w", err)
+	}
+	s := &appliedState{path: filepath.Join(dir, "applied")}
+	b, err := os.ReadFile(s.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("sync state: %w", err)
+	case len(b) == 8:
+		s.seq = binary.LittleEndian.Uint64(b)
+	default:
+		return nil, fmt.Errorf("sync state: %s is corrupt", s.path)
+	}
+	return s, nil
+}
+
+// persist makes everything applied so far durable (syncfs of the target
+// file system), then writes and fsyncs seq (temp file + rename + dir fsync).
+func (s *appliedState) persist(root *fsys.Root, seq uint64) error {
+	d, err := root.OpenDir("")
+	if err != nil {
+		return err
+	}
+	err = unix.Syncfs(int(d.Fd()))
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("syncfs: %w", err)
+	}
+	tmp := s.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], seq)
+	if _, err := f.Write(b[:]); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return err
+	}
+	if dir, err := os.Open(filepath.Dir(s.path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	s.seq = seq
+	return nil
+}
