@@ -276,7 +276,13 @@ func (b *fanotifyBackend) visible(abs string, dir bool) (string, bool) {
 // directory cache in event order.
 func (b *fanotifyBackend) translate(ev rawEvent, now time.Time, out []Event) []Event {
 	if ev.mask&unix.FAN_Q_OVERFLOW != 0 {
+		// Lost events may include renames and mkdirs: the cache is rebuilt
+		// from the current tree.
 		b.log.Warn("capture: fanotify queue overflow; rescanning root", "root", b.root)
+		if b.cache != nil {
+			b.cache = newDirCache(b.root, b.cache.root.key, dirCacheLimit)
+			b.prime(b.cache.root)
+		}
 		return append(out, Event{Op: OpRescan, Dir: true, Time: now})
 	}
 	isDir := ev.mask&unix.FAN_ONDIR != 0

@@ -213,11 +213,20 @@ func TestInotifySynthetic(t *testing.T) {
 	wdA := b.byPath["a"]
 	wdRoot := b.byPath[""]
 
-	// Overflow: a rescan of the root.
+	// Overflow: a rescan of the root, and watches rebuilt, so directories
+	// whose creation was lost are watched too.
+	must(t, os.MkdirAll(filepath.Join(root, "late/deeper"), 0o755))
 	out := b.process(inotifyBuf(-1, unix.IN_Q_OVERFLOW, 0, ""), time.Now())
 	if len(out) != 1 || out[0].Op != OpRescan || out[0].Path != "" {
 		t.Fatalf("overflow became %+v", out)
 	}
+	for _, d := range []string{"", "a", "late", "late/deeper"} {
+		if _, ok := b.byPath[d]; !ok {
+			t.Errorf("no watch on %q after the overflow", d)
+		}
+	}
+	wdA = b.byPath["a"]
+	wdRoot = b.byPath[""]
 	// A move pair becomes one rename; the watch follows the directory.
 	buf := inotifyBuf(wdRoot, unix.IN_MOVED_FROM|unix.IN_ISDIR, 7, "a")
 	buf = append(buf, inotifyBuf(wdRoot, unix.IN_MOVED_TO|unix.IN_ISDIR, 7, "b")...)
