@@ -206,6 +206,10 @@ func (a *Agent) handle(ctx context.Context, nc net.Conn) {
 		a.attach(ctx, c, m)
 	case *wire.VerifyScan:
 		a.verify(ctx, c, m, log)
+	case *wire.SyncStart:
+		a.syncSource(ctx, c, m, log)
+	case *wire.SyncAttach:
+		a.syncTarget(ctx, c, m, log)
 	default:
 		c.Send(wire.ErrorMsg(fmt.Errorf("%w: %s cannot start a conversation", wire.ErrProtocol, m.Kind())))
 	}
