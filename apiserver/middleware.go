@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -206,14 +208,23 @@ func (s *Server) refuse(hctx huma.Context, err error) {
 const maxScan = 4 << 20
 
 // rejectNUL refuses NUL characters anywhere in the query, the path or a
-// JSON body's strings: no field of the API may hold one, and PostgreSQL
-// cannot store them, so they are an input error rather than a database
-// failure.
+// JSON body's strings, and query or path text that is not UTF-8: no field
+// of the API may hold such text and PostgreSQL cannot store it, so it is an
+// input error rather than a database failure. (JSON strings are always
+// UTF-8 once decoded.)
 func (s *Server) rejectNUL(hctx huma.Context, next func(huma.Context)) {
 	u := hctx.URL()
-	if strings.ContainsRune(u.Path, 0) || strings.Contains(strings.ToLower(u.RawQuery), "%00") {
+	bad := strings.ContainsRune(u.Path, 0) || !utf8.ValidString(u.Path)
+	if q, err := url.ParseQuery(u.RawQuery); err == nil {
+		for k, vs := range q {
+			for _, v := range append(vs, k) {
+				bad = bad || strings.ContainsRune(v, 0) || !utf8.ValidString(v)
+			}
+		}
+	}
+	if bad {
 		s.refuse(hctx, &Problem{Status: http.StatusBadRequest, Code: ferry.EINVALID,
-			Detail: "the request's path or query contains a NUL character"})
+			Detail: "the request's path or query holds a NUL character or is not valid UTF-8"})
 		return
 	}
 	op := hctx.Operation()

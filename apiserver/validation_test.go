@@ -89,7 +89,7 @@ func TestMalformedInputNever5xx(t *testing.T) {
 			}
 		}
 		for _, p := range o.Parameters {
-			for _, v := range []string{"", "-1", "abc", "99999999999999999999999", strings.Repeat("z", 5000), "%00", "2026-13-45T99:99:99Z", "\u202e"} {
+			for _, v := range []string{"", "-1", "abc", "99999999999999999999999", strings.Repeat("z", 5000), "%00", "2026-13-45T99:99:99Z", "\u202e", "\xff\xfe"} {
 				var target string
 				switch p.In {
 				case "query":

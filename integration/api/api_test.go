@@ -274,6 +274,9 @@ func TestHostsAndJobsOnPostgres(t *testing.T) {
 		{"POST", "/api/v1/auth/login", `{"username":"admin\u0000","password":"x"}`},
 		{"POST", "/api/v1/hosts/enrollment-tokens", `{"description":"\u0000"}`},
 		{"GET", "/api/v1/audit?actor=%00", ""},
+		{"GET", "/api/v1/jobs?name=%ff%fe", ""},
+		{"GET", "/api/v1/hosts?q=%c3%28", ""},
+		{"GET", "/api/v1/audit?target=%80", ""},
 	} {
 		var in any
 		if c.body != "" {
