@@ -199,10 +199,10 @@ func (m *migration) replicate(ctx workflow.Context) error {
 		StableFor:         m.spec.ReadyStableFor,
 		ReturnWhenReady:   state == ferry.JobSyncing,
 		ReturnWhenLagging: state == ferry.JobReadyForCutover,
-		Window:            m.spec.SyncWindow,
+		Window:            max(m.spec.SyncWindow, 2*m.spec.ReadyStableFor),
 	}
 	var res activities.SyncResult
-	call := m.longCall(m.spec.SourceHost, m.spec.SyncWindow+2*m.spec.HeartbeatTimeout+time.Minute)
+	call := m.longCall(m.spec.SourceHost, in.Window+2*m.spec.HeartbeatTimeout+time.Minute)
 	act, err := m.race(ctx, func(ctx workflow.Context) error {
 		return m.onHost(ctx, call, h.Sync, in, &res)
 	})

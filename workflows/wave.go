@@ -90,17 +90,22 @@ func WaveWorkflow(ctx workflow.Context, in WaveInput) (WaveStatus, error) {
 	})
 
 	me := workflow.GetInfo(ctx).WorkflowExecution.ID
+	started := map[string]bool{}
 	active := func() int {
 		n := 0
 		for _, j := range st.Jobs {
 			switch j.State {
-			case ferry.JobPrechecking, ferry.JobMirroring, ferry.JobPaused:
-				n++
+			case ferry.JobReadyForCutover, ferry.JobTestCutover, ferry.JobCuttingOver, ferry.JobCutoverComplete,
+				ferry.JobFailed, ferry.JobCancelled, ferry.JobRolledBack:
+			default:
+				if started[j.JobID] {
+					n++
+				}
 			}
 		}
 		return n
 	}
-	for i, spec := range in.Jobs {
+	for _, spec := range in.Jobs {
 		if in.Concurrency > 0 {
 			if err := workflow.Await(ctx, func() bool { return active() < in.Concurrency }); err != nil {
 				return st, err
@@ -115,10 +120,7 @@ func WaveWorkflow(ctx workflow.Context, in WaveInput) (WaveStatus, error) {
 		if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 			return st, fmt.Errorf("wave %s: start job %s: %w", in.WaveID, spec.JobID, err)
 		}
-		// Count it as active until its first state signal arrives.
-		if st.Jobs[i].State == ferry.JobPending {
-			st.Jobs[i].State = ferry.JobPrechecking
-		}
+		started[spec.JobID] = true
 	}
 
 	ended := func(j WaveJob) bool {

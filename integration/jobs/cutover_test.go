@@ -17,6 +17,7 @@ import (
 // continues into the replica; ending the test discards it; the real cutover
 // then goes through.
 func TestTestCutoverEndTestCutover(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t)
 	src, dst := cl.addHost("src"), cl.addHost("dst")
 	srcPath, dstPath := src.path("app"), dst.path("app")
@@ -70,6 +71,7 @@ func TestTestCutoverEndTestCutover(t *testing.T) {
 // and returns the job to syncing; the replica keeps following the source and
 // a second cutover carries the changes made meanwhile.
 func TestRollbackAfterCutover(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t)
 	src, dst := cl.addHost("src"), cl.addHost("dst")
 	srcPath, dstPath := src.path("app"), dst.path("app")
@@ -120,6 +122,7 @@ func TestRollbackAfterCutover(t *testing.T) {
 // job shows that it waits for that host and carries on when it returns; a
 // host that never returns fails the job with a clear reason.
 func TestWaitsForOfflineHostAndFailsAfterGrace(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t)
 	src, dst := cl.addHost("src"), cl.addHost("dst")
 	srcPath := src.path("app")

@@ -334,7 +334,5 @@ func stateTrail(evs []*ferry.JobEvent) []ferry.JobState {
 	return out
 }
 
-func isNotFound(err error) bool {
-	var nf interface{ NotFound() }
-	return errors.As(err, &nf)
-}
+
+func errorsAs(err error, target any) bool { return err != nil && errors.As(err, target) }

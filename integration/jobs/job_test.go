@@ -63,6 +63,7 @@ func readFile(t *testing.T, path string) string {
 // agents' verify, the previous contents, the job's events in the store and
 // the search attributes.
 func TestJobFromPendingToCutoverComplete(t *testing.T) {
+	t.Parallel()
 	cl := newCluster(t)
 	src, dst := cl.addHost("src"), cl.addHost("dst")
 	srcPath, dstPath := src.path("srv", "app"), dst.path("srv", "app")
