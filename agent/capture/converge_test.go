@@ -54,12 +54,14 @@ func converge(t *testing.T, force, viaJournal bool) {
 	applied := make(chan struct{})
 	const sentinel = ".sentinel"
 	isSentinel := func(e Event) bool { return e.Path == sentinel && e.Op == OpCreate }
+	var journaled func() uint64
 	if viaJournal {
 		j, err := journal.Open(t.TempDir(), journal.Options{Logger: quietLogger(), SegmentBytes: 64 << 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer j.Close()
+		journaled = j.Last
 		go func() {
 			for batch := range w.Events() {
 				recs := make([]journal.Record, len(batch))
@@ -138,6 +140,9 @@ func converge(t *testing.T, force, viaJournal bool) {
 			w.Backend(), len(diff), m.rescans, strings.Join(diff[:min(len(diff), 20)], "\n"))
 	}
 	t.Logf("%s: mirror converged; %d events applied, %d rescans", w.Backend(), m.events, m.rescans)
+	if journaled != nil {
+		t.Logf("%d records journaled, %d applied after coalescing", journaled(), m.events)
+	}
 }
 
 // workload runs n random operations under root.
