@@ -89,7 +89,7 @@ func (s *segment) offsetFor(seq uint64) int64 {
 // with its offset and cum; fn returns false to stop. A bad frame ends the
 // scan with errBadRecord and the offset where it starts.
 func (s *segment) scan(off, end int64, fn func(r Record, cum int64, off int64) bool) (int64, error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(s.f, off, end-off), 256<<10)
+	br := bufio.NewReaderSize(io.NewSectionReader(s.f, off, end-off), int(min(max(end-off, 4096), 256<<10)))
 	buf := make([]byte, 0, 4096)
 	for off < end {
 		hdr, err := br.Peek(frameHeader)
