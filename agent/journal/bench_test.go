@@ -74,3 +74,25 @@ func BenchmarkDurableAppend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDurableBatch: one writer appends batches of 256 records (as the
+// capture side does with each batch of events) and waits for each to be
+// durable.
+func BenchmarkDurableBatch(b *testing.B) {
+	j := open(b, b.TempDir(), Options{})
+	defer j.Close()
+	batch := make([]Record, 256)
+	for b.Loop() {
+		for i := range batch {
+			batch[i] = Record{Op: OpModify, Path: "var/lib/app/data/file-000123.db", Size: 4096}
+		}
+		seq, err := j.Append(batch...)
+		if err == nil {
+			err = j.Wait(context.Background(), seq-1)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "records/s")
+}
