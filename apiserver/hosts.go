@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -382,4 +383,31 @@ func (s *Server) heartbeat(ctx context.Context, in *HeartbeatInput) (*HeartbeatO
 	out.Body.HostID = h.ID
 	out.Body.Time = s.now()
 	return out, nil
+}
+
+// AgentTLS returns a copy of base (the HTTPS listener's configuration, with
+// its certificate) that also asks clients for a certificate and verifies
+// any it gets against the control plane's CA, so that agents can heartbeat
+// with the certificate they received at enrollment. Browsers and CLI
+// clients without a certificate are unaffected. Certificates of revoked
+// hosts fail the handshake. Without a CA it returns base unchanged.
+//
+// For agents to trust the server, its certificate should be issued by the
+// same CA (pki.LoadOrIssue) or by a CA the agents are given.
+func (s *Server) AgentTLS(base *tls.Config) *tls.Config {
+	if s.cfg.CA == nil || base == nil {
+		return base
+	}
+	c := base.Clone()
+	pool := x509.NewCertPool()
+	pool.AddCert(s.cfg.CA.Cert)
+	c.ClientCAs = pool
+	c.ClientAuth = tls.VerifyClientCertIfGiven
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 && s.IsRevoked(cs.PeerCertificates[0].SerialNumber) {
+			return fmt.Errorf("certificate of a revoked host")
+		}
+		return nil
+	}
+	return c
 }

@@ -197,9 +197,7 @@ func (e *testEnv) tlsServer() *httptest.Server {
 		e.t.Fatal(err)
 	}
 	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
-	pool := x509.NewCertPool()
-	pool.AddCert(e.ca.Cert)
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	ts.TLS = e.srv.AgentTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
 	ts.StartTLS()
 	e.t.Cleanup(ts.Close)
 	return ts
@@ -237,7 +235,8 @@ func TestEnrollClient(t *testing.T) {
 	}
 	e.expect(e.do("POST", "/api/v1/hosts/"+en.HostID+"/revoke", e.token["admin"], nil), http.StatusOK)
 	client.CloseIdleConnections()
-	if _, err := SendHeartbeat(ctx, client, ts.URL, nil, ferry.HostMetrics{}); err == nil || !strings.Contains(err.Error(), "revoked") {
+	// AgentTLS refuses the revoked certificate in the handshake already.
+	if _, err := SendHeartbeat(ctx, client, ts.URL, nil, ferry.HostMetrics{}); err == nil || !strings.Contains(err.Error(), "bad certificate") {
 		t.Errorf("heartbeat after revocation: %v", err)
 	}
 }

@@ -223,6 +223,10 @@ func withPolicy(op *huma.Operation, pol policy) {
 		op.Errors = appendStatus(op.Errors, http.StatusUnauthorized)
 	}
 	if pol.Access == AccessPermission {
+		if op.Extensions == nil {
+			op.Extensions = map[string]any{}
+		}
+		op.Extensions["x-ferry-permission"] = pol.Permission
 		op.Errors = appendStatus(op.Errors, http.StatusForbidden)
 		if op.Description != "" {
 			op.Description += "\n\n"
