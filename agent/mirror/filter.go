@@ -76,13 +76,14 @@ func (f *Filter) Excluded(rel string, e *fsys.Entry) bool {
 	if rel == "" {
 		return false
 	}
-	if f.exact[rel] {
-		return true
-	}
-	if f.rootDev != 0 && e != nil && e.Type == fsys.TypeDir && e.Dev != f.rootDev && !f.mounts[rel] {
-		return true
-	}
-	return f.matchGlobs(rel)
+	return f.exact[rel] || f.matchGlobs(rel)
+}
+
+// OtherMount reports whether the directory e at rel is the root of another
+// file system that the system profile does not descend into (it is still
+// mirrored itself, as an empty mount point, like rsync -x does).
+func (f *Filter) OtherMount(rel string, e *fsys.Entry) bool {
+	return f.rootDev != 0 && e.Type == fsys.TypeDir && e.Dev != f.rootDev && !f.mounts[rel]
 }
 
 // ExcludedName is Excluded for a path whose metadata is not at hand (the

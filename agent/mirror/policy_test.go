@@ -177,3 +177,35 @@ func TestExcludesAndSystemProfile(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemProfileSkipsOtherMounts mounts a tmpfs inside the source: the
+// system profile leaves it out unless it is named with Mounts.
+func TestSystemProfileSkipsOtherMounts(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "etc/hostname"), []byte("h"))
+	mnt := filepath.Join(src, "mnt/data")
+	os.MkdirAll(mnt, 0o755)
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("needs root and mount(2) for a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	writeFile(t, filepath.Join(mnt, "on-other-fs"), []byte("x"))
+	for _, named := range []bool{false, true} {
+		dst := t.TempDir()
+		opts := Options{Profile: ProfileSystem}
+		if named {
+			opts.Mounts = []string{mnt}
+		}
+		mustMirror(t, src, dst, "", opts)
+		if _, err := os.Stat(filepath.Join(dst, "etc/hostname")); err != nil {
+			t.Fatal("root file system content missing")
+		}
+		_, err := os.Stat(filepath.Join(dst, "mnt/data/on-other-fs"))
+		if named != (err == nil) {
+			t.Errorf("mount named=%v: copied=%v", named, err == nil)
+		}
+		if st, err := os.Stat(filepath.Join(dst, "mnt/data")); err != nil || !st.IsDir() {
+			t.Errorf("the mount point itself is not kept as a directory: %v", err)
+		}
+	}
+}

@@ -131,7 +131,7 @@ func (s *scanner) readDir(ctx context.Context, rel string, out chan<- []fsys.Ent
 			}
 		}
 		batch = append(batch, e)
-		if e.Type == fsys.TypeDir {
+		if e.Type == fsys.TypeDir && !s.filter.OtherMount(child, &e) {
 			subdirs = append(subdirs, child)
 		}
 	}
