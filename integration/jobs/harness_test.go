@@ -334,5 +334,4 @@ func stateTrail(evs []*ferry.JobEvent) []ferry.JobState {
 	return out
 }
 
-
 func errorsAs(err error, target any) bool { return err != nil && errors.As(err, target) }
