@@ -231,7 +231,7 @@ func (s *Server) registerAuth() {
 
 func (s *Server) sessionCookie(ctx context.Context, value string, expires time.Time) http.Cookie {
 	c := http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: s.cfg.Auth.SecureCookie}
+		SameSite: http.SameSiteStrictMode, Secure: s.cfg.Auth.SecureCookie || stateOf(ctx).secure}
 	if value == "" {
 		c.MaxAge = -1
 	} else {

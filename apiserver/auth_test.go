@@ -119,8 +119,9 @@ func TestMustChangePassword(t *testing.T) {
 	e.expect(e.do("GET", "/api/v1/jobs", tok, nil), http.StatusOK)
 	e.login("dave", "Initial-Passw0rd", http.StatusUnauthorized)
 	e.login("dave", "Better-Passw0rd-2", http.StatusOK)
-	// A reset by the sysadmin sets the flag again.
+	// A reset by the sysadmin sets the flag again and ends the sessions.
 	e.expect(e.do("POST", "/api/v1/users/"+itoa(u.ID)+"/password", sa, map[string]string{"password": "Reset-Passw0rd-3"}), http.StatusNoContent)
+	e.expect(e.do("GET", "/api/v1/auth/me", tok, nil), http.StatusUnauthorized)
 	tok = e.login("dave", "Reset-Passw0rd-3", http.StatusOK)
 	e.expect(e.do("GET", "/api/v1/jobs", tok, nil), http.StatusForbidden)
 }
@@ -148,6 +149,21 @@ func TestSessionCookieAndLogout(t *testing.T) {
 	}
 	e.expect(e.api.Do("GET", "/api/v1/jobs", "Cookie: "+SessionCookie+"="+c.Value), http.StatusUnauthorized)
 	e.expect(e.do("GET", "/api/v1/jobs", body.Token, nil), http.StatusUnauthorized)
+	if c.Secure {
+		t.Error("cookie over plain HTTP marked Secure without SecureCookie")
+	}
+	// Over HTTPS the cookie is Secure.
+	ts := e.tlsServer()
+	client := ts.Client()
+	resp, err := client.Post(ts.URL+"/api/v1/auth/login", "application/json",
+		strings.NewReader(`{"username":"admin","password":"`+e.password["admin"]+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cs := resp.Cookies(); resp.StatusCode != http.StatusOK || len(cs) != 1 || !cs[0].Secure {
+		t.Errorf("HTTPS login: %d, cookies %v", resp.StatusCode, cs)
+	}
 }
 
 func TestAPITokenLifecycle(t *testing.T) {

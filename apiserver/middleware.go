@@ -24,6 +24,7 @@ import (
 type reqState struct {
 	start     time.Time
 	source    string
+	secure    bool // the request came over TLS
 	principal *principal
 	host      *ferry.Host
 	// actor overrides the audited actor name (the username a login tried).
@@ -55,7 +56,7 @@ func setDetail(ctx context.Context, format string, args ...any) {
 // the handler it records metrics and, for mutating calls and refusals, the
 // audit record.
 func (s *Server) observe(hctx huma.Context, next func(huma.Context)) {
-	st := &reqState{start: time.Now(), source: sourceAddr(hctx.RemoteAddr())}
+	st := &reqState{start: time.Now(), source: sourceAddr(hctx.RemoteAddr()), secure: hctx.TLS() != nil}
 	ctx := context.WithValue(hctx.Context(), stateKey{}, st)
 	ctx = context.WithValue(ctx, loggerKey{}, s.log)
 	hctx = huma.WithContext(hctx, ctx)

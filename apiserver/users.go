@@ -297,7 +297,12 @@ func (s *Server) resetUserPassword(ctx context.Context, in *ResetPasswordInput) 
 	u.PasswordHash = hash
 	u.MustChangePassword = true
 	u.PasswordChangedAt = s.now()
-	return nil, s.db.UpdateUser(ctx, u)
+	if err := s.db.UpdateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	// Sessions opened with the old password end now.
+	_, err = s.db.DeleteUserSessions(ctx, u.ID)
+	return nil, err
 }
 
 func (s *Server) unlockUser(ctx context.Context, in *IDPath) (*struct{}, error) {
