@@ -59,7 +59,10 @@ func NewConn(nc net.Conn) *Conn {
 	c := &Conn{nc: nc}
 	c.cr.r = nc
 	c.cw.w = nc
-	c.br = bufio.NewReaderSize(&c.cr, 256<<10)
+	// A small read buffer: a frame's header is read through it, a large
+	// payload then mostly bypasses it (bufio reads straight into the frame
+	// buffer once its own buffer is drained), which saves a copy.
+	c.br = bufio.NewReaderSize(&c.cr, 32<<10)
 	c.bw = bufio.NewWriterSize(&c.cw, 256<<10)
 	return c
 }
@@ -141,6 +144,15 @@ func (c *Conn) writeLocked(m Message) error {
 	if _, err := c.bw.Write(c.enc.b); err != nil {
 		return err
 	}
+	if len(payload) >= bigPayload {
+		// Flush what is buffered and hand the payload to the connection
+		// directly instead of copying it through the buffer.
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		_, err := c.cw.Write(payload)
+		return err
+	}
 	if len(payload) > 0 {
 		if _, err := c.bw.Write(payload); err != nil {
 			return err
@@ -148,6 +160,10 @@ func (c *Conn) writeLocked(m Message) error {
 	}
 	return nil
 }
+
+// bigPayload is the payload size from which a Data frame bypasses the
+// write buffer.
+const bigPayload = 64 << 10
 
 // WriteData sends raw as content of file id at off: it waits for the
 // bandwidth limiter, applies the codec, assigns the sequence number and
