@@ -57,6 +57,7 @@ type Agent struct {
 type waitingJob struct {
 	token  string
 	attach chan attached
+	gone   chan struct{} // closed when the receive job ends
 }
 
 // attached hands a data connection to a waiting job; the job closes done

@@ -125,7 +125,8 @@ func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, l
 	defer a.release(m.JobID)
 	var tok [16]byte
 	rand.Read(tok[:])
-	w := &waitingJob{token: hex.EncodeToString(tok[:]), attach: make(chan attached, 1)}
+	w := &waitingJob{token: hex.EncodeToString(tok[:]), attach: make(chan attached, 1), gone: make(chan struct{})}
+	defer close(w.gone)
 	a.mu.Lock()
 	a.waiting[m.JobID] = w
 	a.mu.Unlock()
@@ -192,9 +193,15 @@ func (a *Agent) attach(ctx context.Context, c *wire.Conn, m *wire.Attach) {
 		return
 	}
 	done := make(chan struct{})
-	w.attach <- attached{conn: c, attach: m, done: done} // the job answers the Attach
+	select {
+	case w.attach <- attached{conn: c, attach: m, done: done}: // the job answers the Attach
+	case <-w.gone:
+		c.Send(wire.ErrorMsg(fmt.Errorf("%w: %s ended before the source attached", wire.ErrCanceled, m.JobID)))
+		return
+	}
 	select {
 	case <-done:
+	case <-w.gone:
 	case <-ctx.Done():
 	}
 }
