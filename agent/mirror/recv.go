@@ -195,7 +195,7 @@ func (r *Receiver) summary() TargetSummary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.sum
-	s.Errors = append([]Skip(nil), r.errs...)
+	s.Errors = append([]Skip{}, r.errs...)
 	return s
 }
 
