@@ -102,7 +102,7 @@ type clientFlags struct {
 
 func (f *clientFlags) add(cmd *cobra.Command) {
 	fs := cmd.PersistentFlags()
-	fs.StringVar(&f.server, "server", "", "control-plane URL (default: the one `ferry login` saved)")
+	fs.StringVar(&f.server, "server", "", "control-plane URL (default: the one saved by ferry login)")
 	fs.StringVar(&f.token, "token", "", "bearer token: a session or personal API token (default: the saved one)")
 	fs.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed the server's HTTPS certificate")
 	fs.BoolVar(&f.insecure, "insecure-skip-verify", false, "do not verify the server's HTTPS certificate (development only)")
