@@ -23,7 +23,7 @@ func TestTestCutoverEndTestCutover(t *testing.T) {
 	srcPath, dstPath := src.path("app"), dst.path("app")
 	makeTree(t, srcPath, 1)
 	writeFile(t, filepath.Join(dstPath, "old"), "old")
-	spec := cl.spec(src, dst, srcPath, dstPath)
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dstPath)
 	spec.AutoStart = true
 	spec.TestHooks = []activities.Hook{{Name: "smoke", Command: []string{"sh", "-c", `test -f "$FERRY_TEST_PATH/data/big.bin"`}, MustSucceed: true}}
 	cl.start(spec)
@@ -31,7 +31,7 @@ func TestTestCutoverEndTestCutover(t *testing.T) {
 
 	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
 	cl.mustAction(spec.JobID, workflows.UpdateTestCutover, ferry.JobTestCutover)
-	if d := cl.verify(src, srcPath, dst, l.Test()); len(d) != 0 {
+	if d := cl.verify(src.ref(), srcPath, dst.ref(), l.Test()); len(d) != 0 {
 		t.Fatalf("test copy differs from the source: %v", d)
 	}
 	if readFile(t, filepath.Join(dstPath, "old")) != "old" {
@@ -62,7 +62,7 @@ func TestTestCutoverEndTestCutover(t *testing.T) {
 	}
 	cl.mustAction(spec.JobID, workflows.UpdateCutover, ferry.JobCuttingOver)
 	cl.waitState(spec.JobID, ferry.JobCutoverComplete, time.Minute)
-	if d := cl.verify(src, srcPath, dst, dstPath); len(d) != 0 {
+	if d := cl.verify(src.ref(), srcPath, dst.ref(), dstPath); len(d) != 0 {
 		t.Fatalf("target differs after cutover: %v", d)
 	}
 }
@@ -77,14 +77,14 @@ func TestRollbackAfterCutover(t *testing.T) {
 	srcPath, dstPath := src.path("app"), dst.path("app")
 	makeTree(t, srcPath, 1)
 	writeFile(t, filepath.Join(dstPath, "old"), "old")
-	spec := cl.spec(src, dst, srcPath, dstPath)
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dstPath)
 	spec.AutoStart = true
 	cl.start(spec)
 
 	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
 	cl.mustAction(spec.JobID, workflows.UpdateCutover, ferry.JobCuttingOver)
 	cl.waitState(spec.JobID, ferry.JobCutoverComplete, time.Minute)
-	if d := cl.verify(src, srcPath, dst, dstPath); len(d) != 0 {
+	if d := cl.verify(src.ref(), srcPath, dst.ref(), dstPath); len(d) != 0 {
 		t.Fatalf("after cutover: %v", d)
 	}
 	cl.mustAction(spec.JobID, workflows.UpdateRollback, ferry.JobRolledBack)
@@ -99,7 +99,7 @@ func TestRollbackAfterCutover(t *testing.T) {
 	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
 	cl.mustAction(spec.JobID, workflows.UpdateCutover, ferry.JobCuttingOver)
 	cl.waitState(spec.JobID, ferry.JobCutoverComplete, time.Minute)
-	if d := cl.verify(src, srcPath, dst, dstPath); len(d) != 0 {
+	if d := cl.verify(src.ref(), srcPath, dst.ref(), dstPath); len(d) != 0 {
 		t.Fatalf("after the second cutover: %v", d)
 	}
 	if readFile(t, filepath.Join(dstPath, "after-rollback.txt")) != "changed after the rollback" {
@@ -129,7 +129,7 @@ func TestWaitsForOfflineHostAndFailsAfterGrace(t *testing.T) {
 	makeTree(t, srcPath, 1)
 
 	dst.stopWorker()
-	spec := cl.spec(src, dst, srcPath, dst.path("app"))
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dst.path("app"))
 	spec.AutoStart = true
 	cl.start(spec)
 	st := cl.waitFor(spec.JobID, 30*time.Second, "waiting for the target host", func(s workflows.Status) bool {
@@ -157,7 +157,7 @@ func TestWaitsForOfflineHostAndFailsAfterGrace(t *testing.T) {
 	// A second job whose target never comes back.
 	gone := cl.addHost("gone")
 	gone.stopWorker()
-	spec2 := cl.spec(src, gone, srcPath, gone.path("app"))
+	spec2 := cl.spec(src.ref(), gone.ref(), srcPath, gone.path("app"))
 	spec2.AutoStart = true
 	spec2.HostGracePeriod = 8 * time.Second
 	run := cl.start(spec2)

@@ -48,13 +48,19 @@ type cluster struct {
 	t    *testing.T
 	c    client.Client
 	db   *store.DB
+	dsn  string // the store's DSN, for control processes
+	addr string // Temporal's address
 	tq   string
 	ca   string
 	ctl  *agent.Controller // the test's own view of the agents (verify)
 	ctlW sdkworker.Worker
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T) *cluster { return newClusterWith(t, false) }
+
+// newClusterWith leaves the control worker to the test when externalControl
+// is set (it runs it as a process it can kill).
+func newClusterWith(t *testing.T, externalControl bool) *cluster {
 	t.Helper()
 	addr := os.Getenv(envTemporal)
 	if addr == "" {
@@ -65,7 +71,8 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatalf("dial temporal: %v", err)
 	}
 	t.Cleanup(c.Close)
-	cl := &cluster{t: t, c: c, db: openStore(t), tq: "ferry-control-" + ferry.NewID()}
+	db, dsn := openStore(t)
+	cl := &cluster{t: t, c: c, db: db, dsn: dsn, addr: addr, tq: "ferry-control-" + ferry.NewID()}
 	cl.ca = filepath.Join(t.TempDir(), "ca")
 	if err := pki.InitCA(cl.ca, "test CA"); err != nil {
 		t.Fatal(err)
@@ -75,7 +82,9 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	cl.ctl = &agent.Controller{TLS: id.ClientTLS()}
-	cl.startControlWorker()
+	if !externalControl {
+		cl.startControlWorker()
+	}
 	return cl
 }
 
@@ -95,7 +104,7 @@ func (cl *cluster) startControlWorker() {
 
 // openStore opens a fresh, migrated database: a schema of its own in the
 // PostgreSQL named by FERRY_TEST_POSTGRES_DSN, else a SQLite file.
-func openStore(t *testing.T) *store.DB {
+func openStore(t *testing.T) (*store.DB, string) {
 	t.Helper()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "ferry.db")
 	if pg := os.Getenv(envPostgres); pg != "" {
@@ -128,7 +137,7 @@ func openStore(t *testing.T) *store.DB {
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return db
+	return db, dsn
 }
 
 // host is one machine: an agent serving the data channel and a host worker
@@ -204,7 +213,13 @@ func (h *host) path(rel ...string) string { return filepath.Join(append([]string
 
 // spec creates the job in the store and returns its workflow spec with
 // timings short enough for tests.
-func (cl *cluster) spec(src, dst *host, srcPath, dstPath string) workflows.JobSpec {
+// hostRef names a host for job specs and verify.
+type hostRef struct{ ID, Addr string }
+
+func (h *host) ref() hostRef     { return hostRef{h.ID, h.Addr} }
+func (h *procHost) ref() hostRef { return hostRef{h.ID, h.Addr} }
+
+func (cl *cluster) spec(src, dst hostRef, srcPath, dstPath string) workflows.JobSpec {
 	t := cl.t
 	t.Helper()
 	j := &ferry.Job{Name: "test job", SourceHostID: src.ID, SourcePaths: []string{srcPath}, TargetHostID: dst.ID, TargetPath: dstPath}
@@ -299,7 +314,7 @@ func (cl *cluster) waitState(jobID string, state ferry.JobState, timeout time.Du
 }
 
 // verify compares two trees through the agents; nil means identical.
-func (cl *cluster) verify(src *host, srcPath string, dst *host, dstPath string) []string {
+func (cl *cluster) verify(src hostRef, srcPath string, dst hostRef, dstPath string) []string {
 	cl.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -70,7 +70,7 @@ func TestJobFromPendingToCutoverComplete(t *testing.T) {
 	makeTree(t, srcPath, 8)
 	writeFile(t, filepath.Join(dstPath, "old-version"), "the target's previous contents")
 
-	spec := cl.spec(src, dst, srcPath, dstPath)
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dstPath)
 	marker := dst.path("post-cutover-ran")
 	spec.PreCutover = []activities.Hook{{Name: "stop-app", Command: []string{"sh", "-c", "echo stopped > " + src.path("stopped")}, MustSucceed: true}}
 	spec.PostCutover = []activities.Hook{{Name: "start-app", Command: []string{"sh", "-c", `test -f "$FERRY_TARGET_PATH/data/big.bin" && echo ok > ` + marker}, MustSucceed: true}}
@@ -113,7 +113,7 @@ func TestJobFromPendingToCutoverComplete(t *testing.T) {
 	if res.State != ferry.JobCutoverComplete {
 		t.Fatalf("ended %s: %s", res.State, res.Status.LastError)
 	}
-	if d := cl.verify(src, srcPath, dst, dstPath); len(d) != 0 {
+	if d := cl.verify(src.ref(), srcPath, dst.ref(), dstPath); len(d) != 0 {
 		t.Fatalf("target differs from source after cutover: %v", d)
 	}
 	l := activities.Layout{JobID: spec.JobID, Target: dstPath}

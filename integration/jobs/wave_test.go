@@ -25,7 +25,7 @@ func TestWaveCutsOverTogether(t *testing.T) {
 	var specs []workflows.JobSpec
 	for _, name := range []string{"a", "b", "c"} {
 		makeTree(t, src.path(name), 1)
-		specs = append(specs, cl.spec(src, dst, src.path(name), dst.path(name)))
+		specs = append(specs, cl.spec(src.ref(), dst.ref(), src.path(name), dst.path(name)))
 	}
 	waveID := "wave-" + ferry.NewID()
 	run, err := cl.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: waveID, TaskQueue: cl.tq},
@@ -55,7 +55,7 @@ func TestWaveCutsOverTogether(t *testing.T) {
 				cut = e.Time
 			}
 		}
-		if d := cl.verify(src, s.SourcePath, dst, s.TargetPath); len(d) != 0 {
+		if d := cl.verify(src.ref(), s.SourcePath, dst.ref(), s.TargetPath); len(d) != 0 {
 			t.Fatalf("job %s differs: %v", s.JobID, d)
 		}
 		readyAt, cutAt = append(readyAt, ready), append(cutAt, cut)
@@ -101,7 +101,7 @@ func TestComparePlanStoresReports(t *testing.T) {
 	src, dst := cl.addHost("src"), cl.addHost("dst")
 	srcPath := src.path("app")
 	makeTree(t, srcPath, 1)
-	spec := cl.spec(src, dst, srcPath, dst.path("app"))
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dst.path("app"))
 	spec.AutoStart = true
 	spec.CompareEvery = 2 * time.Second
 	spec.ReadyStableFor = time.Hour // stay syncing
@@ -157,7 +157,7 @@ func TestSyncContinuesAsNew(t *testing.T) {
 	src, dst := cl.addHost("src"), cl.addHost("dst")
 	srcPath, dstPath := src.path("app"), dst.path("app")
 	makeTree(t, srcPath, 1)
-	spec := cl.spec(src, dst, srcPath, dstPath)
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dstPath)
 	spec.AutoStart = true
 	spec.SyncWindow = 500 * time.Millisecond
 	spec.MaxHistoryEvents = 60
@@ -179,7 +179,7 @@ func TestSyncContinuesAsNew(t *testing.T) {
 	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
 	cl.mustAction(spec.JobID, workflows.UpdateCutover, ferry.JobCuttingOver)
 	cl.waitState(spec.JobID, ferry.JobCutoverComplete, time.Minute)
-	if d := cl.verify(src, srcPath, dst, dstPath); len(d) != 0 {
+	if d := cl.verify(src.ref(), srcPath, dst.ref(), dstPath); len(d) != 0 {
 		t.Fatalf("after cutover: %v", d)
 	}
 }
