@@ -346,7 +346,10 @@ func (a *applier) maybeCheckpoint(of *openFile) error {
 func (a *applier) finishFile(of *openFile) {
 	r := a.r
 	e := &of.p.e
-	err := of.f.Truncate(e.Size)
+	var err error
+	if of.p.base != "" || of.hi != e.Size {
+		err = of.f.Truncate(e.Size) // trailing hole, or a longer base
+	}
 	if err == nil {
 		if merr := fsys.ApplyMetaFD(of.f, *e); merr != nil {
 			r.objErr(e.Path, merr) // content is right; metadata partly

@@ -125,12 +125,14 @@ func (s *Sender) Run(ctx context.Context) (Summary, error) {
 	for range s.Workers {
 		workers.Go(func() {
 			buf := make([]byte, frameSize)
+			subs := &subRoots{root: root}
+			defer subs.closeAll()
 			for {
 				it, ok := work.Pop()
 				if !ok {
 					return
 				}
-				if err := s.sendFile(ctx, it, buf); err != nil {
+				if err := s.sendFile(ctx, it, buf, subs); err != nil {
 					fail(err)
 					return
 				}

@@ -15,7 +15,7 @@ import (
 // sendFile sends the content the target asked for, then FileEnd. A file that
 // cannot be read is handled by the error policy; one that changed while it
 // was read is reported as FileChanged and listed as skipped.
-func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte) error {
+func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte, subs *subRoots) error {
 	e := it.e
 	var f *os.File
 	var err error
@@ -23,7 +23,7 @@ func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte) error {
 		err = s.openHook(e.Path)
 	}
 	if err == nil {
-		f, err = s.root.Open(e.Path)
+		f, err = openVia(subs, e.Path)
 	}
 	if err != nil {
 		return s.readFailed(it, err)
@@ -207,4 +207,20 @@ func (s *Sender) changed(it sendItem) error {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
+}
+
+// openVia opens rel for reading through the cached Root of its directory
+// (files of one directory are read one after another).
+func openVia(subs *subRoots, rel string) (*os.File, error) {
+	dir, name := splitRel(rel)
+	sub, err := subs.get(dir)
+	if err != nil {
+		return subs.root.Open(rel) // the precise error
+	}
+	defer subs.put(dir)
+	f, err := sub.Open(name)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: rel, Err: unwrapPath(err)}
+	}
+	return f, nil
 }
