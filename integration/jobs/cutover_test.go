@@ -65,6 +65,7 @@ func TestTestCutoverEndTestCutover(t *testing.T) {
 	if d := cl.verify(src.ref(), srcPath, dst.ref(), dstPath); len(d) != 0 {
 		t.Fatalf("target differs after cutover: %v", d)
 	}
+	recordHistory(t, cl.c, spec.JobID, "test_cutover_end_test_cutover.json")
 }
 
 // TestRollbackAfterCutover: rollback restores the target's previous contents
@@ -116,6 +117,7 @@ func TestRollbackAfterCutover(t *testing.T) {
 	if !found {
 		t.Fatalf("state trail %v lacks %v", trail, want)
 	}
+	recordHistory(t, cl.c, spec.JobID, "rollback_after_cutover.json")
 }
 
 // TestWaitsForOfflineHostAndFailsAfterGrace: with the target's worker down the

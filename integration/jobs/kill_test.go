@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -197,5 +198,54 @@ func killDuring(t *testing.T, victim string, phase ferry.JobState) {
 		victim, res.Summary.Bytes, receivedAtKill, res.Attempt, res.Summary.BytesSent, resent, 100*float64(resent)/float64(res.Summary.Bytes))
 	if float64(resent) > 0.05*float64(res.Summary.Bytes) {
 		t.Fatalf("re-sent %d bytes, more than 5%% of %d", resent, res.Summary.Bytes)
+	}
+}
+
+// TestLiveProgress: while the mirror runs, JobStatus shows its heartbeated
+// bytes, files, rate and ETA; while syncing, lag.
+func TestLiveProgress(t *testing.T) {
+	cl := newCluster(t)
+	src, dst := cl.addHost("src"), cl.addHost("dst")
+	srcPath := src.path("app")
+	makeTree(t, srcPath, 1)
+	big := bigData(t)
+	for i := range bigFiles {
+		name := fmt.Sprintf("big%d.bin", i)
+		if err := os.Link(filepath.Join(big, name), filepath.Join(srcPath, "data", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dst.path("app"))
+	spec.AutoStart = true
+	spec.HeartbeatTimeout = time.Second // heartbeats reach the server every 0.8 s
+	cl.start(spec)
+	var live workflows.Status
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := workflows.JobStatus(context.Background(), cl.c, spec.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == ferry.JobMirroring && st.Progress.BytesDone > 0 {
+			live = st
+			break
+		}
+		if st.State != ferry.JobPending && st.State != ferry.JobPrechecking && st.State != ferry.JobMirroring {
+			t.Skipf("the mirror finished (%s) before a heartbeat reached the server: no live progress to check", st.State)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no live mirror progress")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p := live.Progress
+	if p.BytesTotal < int64(bigFiles)*bigFileMiB<<20 || p.BytesDone > p.BytesTotal || p.RateBytes <= 0 || p.FilesTotal < 120 {
+		t.Fatalf("live progress %+v", p)
+	}
+	t.Logf("live mirror progress: %d/%d bytes, %d/%d files, %.0f MB/s, ETA %s", p.BytesDone, p.BytesTotal, p.FilesDone, p.FilesTotal, p.RateBytes/1e6, p.ETA)
+	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
+	st, err := workflows.JobStatus(context.Background(), cl.c, spec.JobID)
+	if err != nil || st.Progress.LagMillis <= 0 {
+		t.Fatalf("sync lag %+v %v", st.Progress, err)
 	}
 }

@@ -65,6 +65,7 @@ func TestWaveCutsOverTogether(t *testing.T) {
 			t.Fatalf("wave status %+v", st)
 		}
 	}
+	recordHistory(t, cl.c, waveID, "wave.json")
 	// Every cutover began after the last job became ready.
 	last := readyAt[0]
 	for _, r := range readyAt {
