@@ -52,7 +52,7 @@ func (a *applier) apply(c *wire.Conn, op *wire.SyncOp) error {
 	case wire.SyncOpRename:
 		err = a.rename(c, op)
 	case wire.SyncOpLink:
-		err = a.link(op)
+		err = a.link(c, op)
 	case wire.SyncOpPrune:
 		err = a.prune(op)
 	default:
@@ -340,21 +340,32 @@ func (a *applier) rename(c *wire.Conn, op *wire.SyncOp) error {
 	return a.root.ApplyMeta(op.Path, e)
 }
 
-func (a *applier) link(op *wire.SyncOp) error {
+// link makes op.Path a hardlink of op.LinkTo, then writes the content in
+// place when the op carries it.
+func (a *applier) link(c *wire.Conn, op *wire.SyncOp) error {
+	fail := func(err error) error {
+		if op.Content {
+			drain(c)
+		}
+		return err
+	}
 	if _, err := a.root.Lstat(op.LinkTo); err != nil {
-		return fmt.Errorf("%w: link target %s: %v", ErrNeedFull, op.LinkTo, err)
+		return fail(fmt.Errorf("%w: link target %s: %v", ErrNeedFull, op.LinkTo, err))
 	}
 	if err := a.ensureParent(op.Path); err != nil {
-		return err
+		return fail(err)
 	}
 	if err := a.root.RemoveAll(op.Path); err != nil {
-		return err
+		return fail(err)
 	}
 	if err := a.root.Link(op.LinkTo, op.Path); err != nil {
-		return fmt.Errorf("%w: link %s: %v", ErrNeedFull, op.Path, err)
+		return fail(fmt.Errorf("%w: link %s: %v", ErrNeedFull, op.Path, err))
 	}
 	e := op.Entry
 	e.Path = op.Path
+	if op.Content {
+		return a.writeFile(c, op, e, nil)
+	}
 	return a.root.ApplyMeta(op.Path, e)
 }
 

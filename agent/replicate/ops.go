@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/ferry-migrate/ferry/agent/fsys"
 	"github.com/ferry-migrate/ferry/agent/journal"
@@ -60,6 +61,8 @@ func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record
 		o := &ops[k]
 		o.op.Seq = r.Seq
 		o.op.Last = k == len(ops)-1
+		sh.s.log.Debug("sync op", "seq", r.Seq, "rec", r.Op, "op", o.op.Op, "path", o.op.Path, "from", o.op.From,
+			"link", o.op.LinkTo, "content", o.content, "nlink", o.op.Entry.Nlink, "ino", o.op.Entry.Ino)
 		if err := sh.send(ctx, c, o); err != nil {
 			return err
 		}
@@ -67,16 +70,47 @@ func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record
 	return nil
 }
 
-// renamedLater reports whether a record after i renames p (or an ancestor
-// of p) away: then a vanished p is explained by that rename, which ships
-// the content under its new name.
-func renamedLater(recs []journal.Record, i int, p string) bool {
-	for _, r := range recs[i+1:] {
-		if r.Op == journal.OpRename && (r.From == p || strings.HasPrefix(p, r.From+"/")) {
-			return true
+// ExplainWait bounds how long the shipper waits for the record that
+// explains a vanished path (capture may lag the shipper's stat).
+const ExplainWait = 100 * time.Millisecond
+
+// renamedLater reports whether a vanished p was renamed away (p or an
+// ancestor is the From of a later record): then that rename ships the
+// content under the new name and p's record is skipped. It looks for the
+// record explaining the disappearance (a rename or delete of p or of an
+// ancestor) in the rest of the batch and in the journal's next records,
+// waiting up to ExplainWait for capture to journal it.
+func (sh *shipper) renamedLater(recs []journal.Record, i int, p string) bool {
+	under := func(x string) bool { return x == p || x == "" || strings.HasPrefix(p, x+"/") }
+	explain := func(rs []journal.Record) (renamed, found bool) {
+		for _, r := range rs {
+			switch {
+			case r.Op == journal.OpRename && under(r.From):
+				return true, true
+			case (r.Op == journal.OpDelete || r.Op == journal.OpRescan) && under(r.Path):
+				return false, true
+			}
 		}
+		return false, false
 	}
-	return false
+	if renamed, ok := explain(recs[i+1:]); ok {
+		return renamed
+	}
+	deadline := time.Now().Add(ExplainWait)
+	for {
+		if !sh.peeked && len(recs) > 0 {
+			sh.peeked = true
+			sh.peek, _ = sh.s.j.Read(recs[len(recs)-1].Seq+1, 4*ReadBatch)
+		}
+		if renamed, ok := explain(sh.peek); ok {
+			return renamed
+		}
+		if time.Now().After(deadline) || len(sh.peek) >= 4*ReadBatch {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+		sh.peeked = false
+	}
 }
 
 // wasSkipped reports whether p or one of its ancestors was skipped.
@@ -117,7 +151,9 @@ func (sh *shipper) parents(ps ...string) []fsys.Entry {
 func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]bool) ([]out, error) {
 	e, err := sh.root.Lstat(r.Path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsys.ErrSymlinkInPath) || isNotDir(err) {
-		if renamedLater(recs, i, r.Path) {
+		// A delete record explains the disappearance itself; any other
+		// record of a vanished path may have been renamed away since.
+		if r.Op != journal.OpDelete && sh.renamedLater(recs, i, r.Path) {
 			skipped[r.Path] = true
 			return nil, nil
 		}
@@ -150,18 +186,26 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 		return o
 	}
 	if e.Nlink > 1 {
+		// Keep hardlink groups: link this name to a known name of the same
+		// inode, and write content through the shared inode (in place).
 		key := inoKey{e.Dev, e.Ino}
-		if q, ok := sh.links[key]; ok && q != e.Path && created && !full {
+		o.op.InPlace = true
+		o.content = true
+		q, ok := sh.links[key]
+		if !ok || q == e.Path {
+			q, ok = sh.findLink(e)
+		}
+		if ok && q != e.Path && !full {
 			if qe, err := sh.root.Lstat(q); err == nil && qe.Ino == e.Ino && qe.Dev == e.Dev {
 				o.op.Op, o.op.LinkTo = wire.SyncOpLink, q
+				o.content = !created
 				return o
 			}
 		}
 		sh.links[key] = e.Path
-		o.op.InPlace = !created
-		o.content = true
 		return o
 	}
+	sh.noteFile(e)
 	o.content = true
 	if h, ok := sh.hashes[e.Path]; ok && !full && e.Size >= DeltaMin {
 		o.op.Op = wire.SyncOpDelta
@@ -174,7 +218,7 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]bool) ([]out, error) {
 	e, err := sh.root.Lstat(r.Path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsys.ErrSymlinkInPath) || isNotDir(err) {
-		if renamedLater(recs, i, r.Path) {
+		if sh.renamedLater(recs, i, r.Path) {
 			skipped[r.Path] = true
 		}
 		// Move it anyway: a later record says where r.Path went.
@@ -191,12 +235,35 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 	case e.Type == fsys.TypeFile && needContent:
 		o.content = true
 		delete(sh.hashes, r.Path)
+	case e.Type == fsys.TypeDir && !needContent:
+		// Objects created inside From just before the rename were skipped
+		// (they had vanished under From): ship them at their new path.
+		ops := []out{o}
+		for sk := range skipped {
+			if strings.HasPrefix(sk, r.From+"/") {
+				np := r.Path + sk[len(r.From):]
+				if ne, err := sh.root.Lstat(np); err == nil {
+					if ne.Type == fsys.TypeDir {
+						walk, err := sh.walkOps(np)
+						if err != nil {
+							return nil, err
+						}
+						ops = append(ops, walk...)
+					} else {
+						ops = append(ops, sh.putOp(ne, true, false))
+					}
+				}
+			}
+		}
+		return ops, nil
 	case e.Type == fsys.TypeDir && needContent:
+		// The target may not have From: rebuild the directory instead.
 		walk, err := sh.walkOps(r.Path)
 		if err != nil {
 			return nil, err
 		}
-		return append([]out{o}, walk...), nil
+		del := out{op: wire.SyncOp{Op: wire.SyncOpDelete, Path: r.From, Parents: sh.parents(r.From)}}
+		return append([]out{del}, walk...), nil
 	}
 	return []out{o}, nil
 }
@@ -285,6 +352,9 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	if !o.content && o.op.Op != wire.SyncOpDelta {
 		return c.WriteMsg(&o.op)
 	}
+	if o.op.Op == wire.SyncOpLink && o.op.Entry.Size >= DeltaMin {
+		delete(sh.hashes, o.op.Path)
+	}
 	o.op.Content = true
 	f, err := sh.root.Open(o.op.Path)
 	if err != nil {
@@ -346,4 +416,51 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	}
 	sh.pendingHashes = sh.pendingHashes[:0]
 	return c.WriteMsg(&wire.SyncOpEnd{Abandoned: abandoned})
+}
+
+// MaxLinkMap bounds the inode → name map of shipped files.
+const MaxLinkMap = 1 << 20
+
+// noteFile remembers a shipped file's name by inode, so a hardlink made to
+// it later ships as a link.
+func (sh *shipper) noteFile(e fsys.Entry) {
+	if len(sh.links) >= MaxLinkMap {
+		clear(sh.links)
+	}
+	sh.links[inoKey{e.Dev, e.Ino}] = e.Path
+}
+
+// LinkSearchMax bounds the directory entries findLink reads.
+const LinkSearchMax = 200_000
+
+// findLink looks for another name of e's inode in the tree (a hardlink to
+// a file the sync has not shipped, e.g. one the mirror copied): a
+// breadth-first walk of directory listings (which carry inode numbers),
+// bounded by LinkSearchMax entries.
+func (sh *shipper) findLink(e fsys.Entry) (string, bool) {
+	queue := []string{""}
+	seen := 0
+	for len(queue) > 0 && seen < LinkSearchMax {
+		dir := queue[0]
+		queue = queue[1:]
+		kids, err := sh.root.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, k := range kids {
+			seen++
+			p := joinRel(dir, k.Path)
+			switch {
+			case k.Type == fsys.TypeDir:
+				if !sh.s.excluded(p) {
+					queue = append(queue, p)
+				}
+			case k.Ino == e.Ino && p != e.Path && !sh.s.excluded(p):
+				if qe, err := sh.root.Lstat(p); err == nil && qe.Dev == e.Dev && qe.Ino == e.Ino {
+					return p, true
+				}
+			}
+		}
+	}
+	return "", false
 }

@@ -33,6 +33,10 @@ type shipper struct {
 	lim         *bwlimit.Limiter
 	root        *fsys.Root
 	buf         []byte
+	fullSeq     uint64           // first record of the last sessions, and how often
+	fullTries   int              // a session started there
+	peek        []journal.Record // records after the batch, for renamedLater
+	peeked      bool
 	// pendingHashes collects block hashes while a large file streams.
 	pendingHashes []byte
 
@@ -57,6 +61,16 @@ func (sh *shipper) session(ctx context.Context) error {
 	}
 	sh.afterMirror = false
 	fullSeq := next // the first record after a reconnect ships in full
+	if fullSeq == sh.fullSeq {
+		sh.fullTries++
+		if sh.fullTries >= 3 {
+			// Even in full the target cannot apply it: resync.
+			sh.fullTries = 0
+			return fmt.Errorf("%w: record %d fails on the target", errRemirror, fullSeq)
+		}
+	} else {
+		sh.fullSeq, sh.fullTries = fullSeq, 0
+	}
 	clear(sh.hashes)
 	if sh.root == nil {
 		if sh.root, err = fsys.OpenRoot(s.cfg.Root); err != nil {
@@ -116,6 +130,7 @@ func (sh *shipper) session(ctx context.Context) error {
 			continue
 		}
 		last := recs[len(recs)-1].Seq
+		sh.peeked = false
 		recs = journal.Coalesce(recs)
 		skipped := map[string]bool{}
 		for i := range recs {

@@ -88,6 +88,29 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 	var mu sync.Mutex // guards applied
 	applied := st.seq
 	sent := st.seq
+	// flush makes what was applied durable and acknowledges it; false
+	// when the connection or the state file failed.
+	var flushMu sync.Mutex
+	flush := func() bool {
+		flushMu.Lock()
+		defer flushMu.Unlock()
+		mu.Lock()
+		n := applied
+		mu.Unlock()
+		if n == sent {
+			return true
+		}
+		if err := st.persist(root, n); err != nil {
+			cfg.Log.Warn("sync target: persist applied seq", "err", err)
+			c.Close()
+			return false
+		}
+		if err := c.Send(&wire.SyncAck{Seq: n}); err != nil {
+			return false
+		}
+		sent = n
+		return true
+	}
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
@@ -99,21 +122,9 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 				return
 			case <-t.C:
 			}
-			mu.Lock()
-			n := applied
-			mu.Unlock()
-			if n == sent {
-				continue
-			}
-			if err := st.persist(root, n); err != nil {
-				cfg.Log.Warn("sync target: persist applied seq", "err", err)
-				c.Close()
+			if !flush() {
 				return
 			}
-			if err := c.Send(&wire.SyncAck{Seq: n}); err != nil {
-				return
-			}
-			sent = n
 		}
 	}()
 	defer func() { cancel(); <-ackDone }()
@@ -133,6 +144,7 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 		// the source's current state, so re-applying is harmless.
 		if err := a.apply(c, op); err != nil {
 			cfg.Log.Warn("sync target: apply failed", "seq", op.Seq, "op", op.Op, "path", op.Path, "err", err)
+			flush() // so the source resumes exactly at the failed record
 			return sendErr(c, err)
 		}
 		if op.Last {
