@@ -231,6 +231,15 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 	sh.move(r.From, r.Path)
 	o := out{op: wire.SyncOp{Op: wire.SyncOpRename, From: r.From, Path: r.Path, Entry: e, Parents: sh.parents(r.From, r.Path)}}
 	needContent := full || wasSkipped(skipped, r.From)
+	var moved []string // skipped descendants of From, now under Path
+	for sk := range skipped {
+		if sk == r.From || strings.HasPrefix(sk, r.From+"/") {
+			delete(skipped, sk)
+			if sk != r.From {
+				moved = append(moved, r.Path+sk[len(r.From):])
+			}
+		}
+	}
 	switch {
 	case e.Type == fsys.TypeFile && needContent:
 		o.content = true
@@ -239,9 +248,8 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 		// Objects created inside From just before the rename were skipped
 		// (they had vanished under From): ship them at their new path.
 		ops := []out{o}
-		for sk := range skipped {
-			if strings.HasPrefix(sk, r.From+"/") {
-				np := r.Path + sk[len(r.From):]
+		for _, np := range moved {
+			{
 				if ne, err := sh.root.Lstat(np); err == nil {
 					if ne.Type == fsys.TypeDir {
 						walk, err := sh.walkOps(np)

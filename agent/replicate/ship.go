@@ -33,10 +33,13 @@ type shipper struct {
 	lim         *bwlimit.Limiter
 	root        *fsys.Root
 	buf         []byte
-	fullSeq     uint64           // first record of the last sessions, and how often
-	fullTries   int              // a session started there
-	peek        []journal.Record // records after the batch, for renamedLater
-	peeked      bool
+	fullSeq     uint64 // first record of the last sessions, and how often
+	fullTries   int    // a session started there
+	// skipped holds vanished paths whose records were skipped because a
+	// later rename moves them away; that rename ships their content.
+	skipped map[string]bool
+	peek    []journal.Record // records after the batch, for renamedLater
+	peeked  bool
 	// pendingHashes collects block hashes while a large file streams.
 	pendingHashes []byte
 
@@ -72,6 +75,7 @@ func (sh *shipper) session(ctx context.Context) error {
 		sh.fullSeq, sh.fullTries = fullSeq, 0
 	}
 	clear(sh.hashes)
+	sh.skipped = map[string]bool{}
 	if sh.root == nil {
 		if sh.root, err = fsys.OpenRoot(s.cfg.Root); err != nil {
 			return err
@@ -132,7 +136,10 @@ func (sh *shipper) session(ctx context.Context) error {
 		last := recs[len(recs)-1].Seq
 		sh.peeked = false
 		recs = journal.Coalesce(recs)
-		skipped := map[string]bool{}
+		if len(sh.skipped) > 100_000 {
+			clear(sh.skipped) // bound it; renames then need a round trip
+		}
+		skipped := sh.skipped
 		for i := range recs {
 			if err := sh.ship(sctx, c, recs, i, recs[i].Seq == fullSeq, skipped); err != nil {
 				if cause := context.Cause(sctx); cause != nil {
