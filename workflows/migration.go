@@ -37,7 +37,9 @@ type JobSpec struct {
 	// queue before the job reports that it waits for the host (30 s).
 	HostGracePeriod time.Duration
 	HostProbe       time.Duration
-	// HeartbeatTimeout of the long host activities (30 s).
+	// HeartbeatTimeout of the long host activities (10 s). It bounds how
+	// fast a dead agent is noticed and, since the SDK throttles heartbeats
+	// to 80 % of it, how fast pause and cutover stop a running activity.
 	HeartbeatTimeout time.Duration
 
 	PreCutover     []activities.Hook // on the source, in order; failure aborts the cutover
@@ -72,7 +74,7 @@ func (s JobSpec) withDefaults() JobSpec {
 	def(&s.MaxClockSkew, 5*time.Second)
 	def(&s.HostGracePeriod, 30*time.Minute)
 	def(&s.HostProbe, 30*time.Second)
-	def(&s.HeartbeatTimeout, 30*time.Second)
+	def(&s.HeartbeatTimeout, 10*time.Second)
 	def(&s.RollbackWindow, 24*time.Hour)
 	def(&s.SyncWindow, 5*time.Minute)
 	if s.MaxHistoryEvents <= 0 {
