@@ -312,6 +312,15 @@ func (a *applier) rename(c *wire.Conn, op *wire.SyncOp) error {
 		if err := a.root.Rename(op.From, op.Path); err != nil {
 			return err
 		}
+		// Renaming over another name of the same inode does nothing
+		// (POSIX); on the source the old name is gone.
+		if fe, err := a.root.Lstat(op.From); err == nil {
+			if pe, err := a.root.Lstat(op.Path); err == nil && pe.Ino == fe.Ino && pe.Dev == fe.Dev {
+				if err := a.root.Remove(op.From); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	switch {
 	case op.Content:
