@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -13,7 +14,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ferry-migrate/ferry"
-	"github.com/ferry-migrate/ferry/activities"
 	"github.com/ferry-migrate/ferry/workflows"
 )
 
@@ -92,9 +92,25 @@ type TemporalEngine struct {
 	// TaskQueue of the control-plane worker (default
 	// workflows.ControlTaskQueue).
 	TaskQueue string
-	// Spec builds the workflow's job spec; nil uses MigrationSpec.
-	Spec func(job *ferry.Job) workflows.JobSpec
+	// TargetAddr returns the data-channel address (host:port) of the job's
+	// target agent. Nil uses Hosts: the target host's first address and
+	// DefaultAgentPort.
+	TargetAddr func(ctx context.Context, job *ferry.Job) (string, error)
+	Hosts      HostFinder
+	// Tune adjusts the workflow spec before the workflow starts (tests
+	// shorten its timings); nil leaves it.
+	Tune func(*workflows.JobSpec)
 }
+
+// HostFinder finds a host; *store.DB is one.
+type HostFinder interface {
+	// FindHostByID returns ENOTFOUND if the host does not exist.
+	FindHostByID(ctx context.Context, id string) (*ferry.Host, error)
+}
+
+// DefaultAgentPort is the agents' default data-channel port (ferry agent
+// --listen).
+const DefaultAgentPort = "7780"
 
 var _ JobEngine = (*TemporalEngine)(nil)
 
@@ -104,61 +120,46 @@ const (
 	queryTimeout  = 10 * time.Second
 )
 
-// MigrationSpec maps a stored job to the workflow's spec. The workflow
-// copies one source tree: a job's first source path.
-func MigrationSpec(j *ferry.Job) workflows.JobSpec {
-	spec := workflows.JobSpec{
-		JobID: j.ID, SourceHost: j.SourceHostID, TargetHost: j.TargetHostID, TargetPath: j.TargetPath,
-		Options: activities.MirrorOptions{Checksum: string(j.ChecksumMode), Excludes: j.Excludes,
-			OnError: string(j.ErrorPolicy), Orphans: string(j.OrphanPolicy)},
-		LagThreshold: j.LagThreshold, HostGracePeriod: j.HostOfflineGrace,
+func (e *TemporalEngine) targetAddr(ctx context.Context, job *ferry.Job) (string, error) {
+	if e.TargetAddr != nil {
+		return e.TargetAddr(ctx, job)
 	}
-	if len(j.SourcePaths) > 0 {
-		spec.SourcePath = j.SourcePaths[0]
+	if e.Hosts == nil {
+		return "", fmt.Errorf("no way to find the target agent's address: set TemporalEngine.TargetAddr or Hosts")
 	}
-	if j.SystemProfile {
-		spec.Options.Profile = "system"
+	h, err := e.Hosts.FindHostByID(ctx, job.TargetHostID)
+	if err != nil {
+		return "", err
 	}
-	if dir, ok := j.OrphanPolicy.MoveDir(); ok {
-		spec.Options.Orphans, spec.Options.OrphanDir = "move", dir
+	if len(h.Addresses) == 0 {
+		return "", ferry.Errorf(ferry.EINVALID, "target host %s reported no address", h.ID)
 	}
-	hook := func(name string, h ferry.Hook, must bool) activities.Hook {
-		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", h.Command}, Timeout: h.Timeout, MustSucceed: must}
-	}
-	c := j.Cutover
-	if c.PreCutoverHook.Command != "" {
-		spec.PreCutover = append(spec.PreCutover, hook("pre-cutover", c.PreCutoverHook, true))
-	}
-	for i, a := range c.PostCutoverActions {
-		name := a.Name
-		if name == "" {
-			name = fmt.Sprintf("post-cutover-%d", i+1)
-		}
-		spec.PostCutover = append(spec.PostCutover, hook(name, ferry.Hook{Command: a.Command, Timeout: a.Timeout}, a.MustSucceed))
-	}
-	if c.ShutdownSource && c.ShutdownSourceHook.Command != "" {
-		h := hook("shutdown-source", c.ShutdownSourceHook, false)
-		spec.ShutdownSource = &h
-	}
-	return spec
+	return net.JoinHostPort(h.Addresses[0], DefaultAgentPort), nil
 }
 
 // Launch implements JobEngine.
 func (e *TemporalEngine) Launch(ctx context.Context, job *ferry.Job) error {
-	spec := MigrationSpec
-	if e.Spec != nil {
-		spec = e.Spec
+	addr, err := e.targetAddr(ctx, job)
+	if err != nil {
+		return err
+	}
+	spec, err := workflows.SpecFromJob(job, addr)
+	if err != nil {
+		return err
+	}
+	if e.Tune != nil {
+		e.Tune(&spec)
 	}
 	queue := e.TaskQueue
 	if queue == "" {
 		queue = workflows.ControlTaskQueue
 	}
-	_, err := e.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = e.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       job.ID,
 		TaskQueue:                queue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-	}, workflows.MigrationWorkflow, workflows.MigrationInput{Spec: spec(job)})
+	}, workflows.MigrationWorkflow, workflows.MigrationInput{Spec: spec})
 	if err != nil {
 		return temporalErr(err, job.ID)
 	}

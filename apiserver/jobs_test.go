@@ -172,7 +172,7 @@ func TestProgressStream(t *testing.T) {
 		switch {
 		case strings.HasPrefix(line, "event: "):
 			event = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
+		case strings.HasPrefix(line, "data: ") && event != EventState:
 			var st JobStatus
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &st); err != nil {
 				t.Fatal(err)

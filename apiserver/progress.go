@@ -16,8 +16,9 @@ import (
 
 // Progress stream event names.
 const (
-	EventStatus = "status" // the job's live status changed
-	EventEnd    = "end"    // the job reached a terminal state; the stream ends
+	EventStatus = "status" // the job's live status changed (data: JobStatus)
+	EventState  = "state"  // the job changed state (data: ferry.JobEvent), none missed
+	EventEnd    = "end"    // the job reached a terminal state (data: JobStatus); the stream ends
 )
 
 // progressPoll is how often the stream asks the engine for the status;
@@ -37,8 +38,9 @@ func (s *Server) registerProgress() {
 		OperationID: "watch-job-progress", Method: http.MethodGet, Path: "/api/v1/jobs/{id}/progress", Tags: []string{"Jobs"},
 		Summary: "Follow a job's live progress (server-sent events)",
 		Description: "A `status` event carries the job's state and progress (bytes, files, rate, ETA, lag, backlog) each time " +
-			"it changes, at least every 15 s; an `end` event with the final status closes the stream when the job reaches " +
-			"cutover_complete, failed or cancelled.",
+			"it changes, at least every 15 s; a `state` event carries each recorded state change (a job event), so that " +
+			"none is missed between two status samples; an `end` event with the final status closes the stream when the " +
+			"job reaches cutover_complete, failed or cancelled.",
 		Errors: []int{http.StatusNotFound},
 		Responses: map[string]*huma.Response{"200": {Description: "An event stream", Content: map[string]*huma.MediaType{
 			"text/event-stream": {Schema: s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[JobStatus](), true, "JobStatus")},
@@ -64,10 +66,28 @@ func (s *Server) watchProgress(ctx context.Context, in *ProgressInput) (*huma.St
 		ctx := hctx.Context()
 		var last []byte
 		var lastSent time.Time
+		var lastEvent int64
 		id := 0
 		tick := time.NewTicker(progressPoll)
 		defer tick.Stop()
 		for {
+			// State changes first, from the job's events: the status
+			// below is a sample and may skip a short state.
+			evs, _, err := s.db.ListJobEvents(ctx, ferry.JobEventFilter{JobID: in.ID, Types: []string{ferry.JobEventState},
+				AfterID: lastEvent, Limit: ferry.MaxPageSize})
+			if err == nil {
+				for _, ev := range evs {
+					data, _ := json.Marshal(ev)
+					id++
+					if writeEvent(w, id, EventState, data) != nil {
+						return
+					}
+					lastEvent = ev.ID
+				}
+				if len(evs) > 0 {
+					flush()
+				}
+			}
 			st, err := s.jobStatus(ctx, in.ID)
 			if err != nil {
 				if ctx.Err() == nil {

@@ -61,8 +61,9 @@ is cancelled.`,
 }
 
 // readProgress parses a server-sent event stream of job statuses, calling
-// show for each, and returns the status of the final "end" event (nil if
-// the stream ended without one).
+// show for each status, and returns the status of the final "end" event
+// (nil if the stream ended without one). Other events (state changes) are
+// skipped: the statuses carry the state too.
 func readProgress(r io.Reader, show func(*apiserver.JobStatus)) (*apiserver.JobStatus, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
@@ -72,7 +73,7 @@ func readProgress(r io.Reader, show func(*apiserver.JobStatus)) (*apiserver.JobS
 		line := sc.Text()
 		switch {
 		case line == "":
-			if data.Len() > 0 {
+			if data.Len() > 0 && (event == apiserver.EventStatus || event == apiserver.EventEnd || event == "") {
 				var st apiserver.JobStatus
 				if err := json.Unmarshal([]byte(data.String()), &st); err != nil {
 					return nil, fmt.Errorf("bad event data: %w", err)

@@ -343,7 +343,13 @@ func (e *env) followProgress(jobID, token string, deadline time.Duration, onStat
 		}
 		if v, ok := strings.CutPrefix(line, "data: "); ok {
 			var st apiserver.JobStatus
-			if err := json.Unmarshal([]byte(v), &st); err != nil {
+			if event == apiserver.EventState {
+				var ev ferry.JobEvent
+				if err := json.Unmarshal([]byte(v), &ev); err != nil {
+					return states, err
+				}
+				st.State = ev.ToState
+			} else if err := json.Unmarshal([]byte(v), &st); err != nil {
 				return states, err
 			}
 			if len(states) == 0 || states[len(states)-1] != st.State {

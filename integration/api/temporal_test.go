@@ -16,12 +16,14 @@ import (
 	"github.com/ferry-migrate/ferry/activities"
 	"github.com/ferry-migrate/ferry/apiserver"
 	"github.com/ferry-migrate/ferry/integration/harness"
+	"github.com/ferry-migrate/ferry/store"
 	"github.com/ferry-migrate/ferry/worker"
 )
 
 // temporalEngine connects to the test Temporal server and runs the
 // control-plane worker in this process, writing job states to db.
-func temporalEngine(t *testing.T, db activities.JobStateStore, events activities.JobEventStore, settings activities.SettingStore) *apiserver.TemporalEngine {
+func temporalEngine(t *testing.T, db *store.DB) *apiserver.TemporalEngine {
+	hosts, events, settings := db, db, db
 	t.Helper()
 	addr := harness.Env(t, "FERRY_TEST_TEMPORAL_ADDR")
 	tc, err := client.Dial(client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
@@ -29,7 +31,11 @@ func temporalEngine(t *testing.T, db activities.JobStateStore, events activities
 		t.Fatalf("dial Temporal at %s: %v", addr, err)
 	}
 	t.Cleanup(tc.Close)
-	w, err := worker.New(worker.Config{Client: tc, Controller: &activities.Controller{Settings: settings, Events: events, JobStates: db}})
+	// A task queue of its own: other test packages run control workers on
+	// the same Temporal server at the same time.
+	tq := "ferry-control-" + ferry.NewID()
+	w, err := worker.New(worker.Config{Client: tc, TaskQueue: tq,
+		Controller: &activities.Controller{Settings: settings, Events: events, JobStates: db}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +43,7 @@ func temporalEngine(t *testing.T, db activities.JobStateStore, events activities
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	return &apiserver.TemporalEngine{Client: tc}
+	return &apiserver.TemporalEngine{Client: tc, TaskQueue: tq, Hosts: hosts}
 }
 
 // TestJobActionsOnTemporal drives a job's real workflow through the API:
@@ -50,7 +56,7 @@ func TestJobActionsOnTemporal(t *testing.T) {
 	var e *env
 	eng := &lazyEngine{}
 	e = newEnv(t, options{engine: eng})
-	eng.JobEngine = temporalEngine(t, e.db, e.db, e.db)
+	eng.JobEngine = temporalEngine(t, e.db)
 
 	src, _ := e.enroll("t-src")
 	dst, _ := e.enroll("t-dst")
