@@ -243,6 +243,7 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 	switch {
 	case e.Type == fsys.TypeFile && needContent:
 		o.content = true
+		o.op.InPlace = e.Nlink > 1
 		delete(sh.hashes, r.Path)
 	case e.Type == fsys.TypeDir && !needContent:
 		// Objects created inside From just before the rename were skipped

@@ -63,7 +63,8 @@ func (sh *shipper) session(ctx context.Context) error {
 		return err
 	}
 	sh.afterMirror = false
-	fullSeq := next // the first record after a reconnect ships in full
+	fullSeq := next
+	firstFull := true
 	if fullSeq == sh.fullSeq {
 		sh.fullTries++
 		if sh.fullTries >= 3 {
@@ -141,7 +142,10 @@ func (sh *shipper) session(ctx context.Context) error {
 		}
 		skipped := sh.skipped
 		for i := range recs {
-			if err := sh.ship(sctx, c, recs, i, recs[i].Seq == fullSeq, skipped); err != nil {
+			// The first record shipped after a reconnect ships in full.
+			full := firstFull
+			firstFull = false
+			if err := sh.ship(sctx, c, recs, i, full, skipped); err != nil {
 				if cause := context.Cause(sctx); cause != nil {
 					return cause
 				}
