@@ -226,11 +226,13 @@ func statusFrom(jobID string, ws *workflows.Status) *JobStatus {
 }
 
 // Remove implements JobEngine: it cancels the job's workflow if it still
-// runs, then terminates what remains of it.
+// runs, then terminates what remains of it. It returns EINVALID when asked
+// to remove the target data, which the workflow cannot do yet.
 func (e *TemporalEngine) Remove(ctx context.Context, jobID string, removeTargetData bool) error {
-	// The workflow has no step that deletes the target data yet; the
-	// cancel path keeps it.
-	_ = removeTargetData
+	if removeTargetData {
+		// The workflow has no step that deletes the target data yet.
+		return ferry.Errorf(ferry.EINVALID, "removing the target data of a job is not supported yet: delete the job with removeTargetData=false and remove %s on the target host", jobID)
+	}
 	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	_ = e.Action(cctx, jobID, workflows.UpdateCancel, "system")
 	cancel()
