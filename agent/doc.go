@@ -14,6 +14,15 @@
 // half) on its own. Closing a controller connection cancels the job on that
 // agent, which cuts the data connection, which ends the job on the other.
 //
+// # API for the control plane
+//
+// The same two halves are exported for activities running inside the
+// agent: (*Agent).AcceptReceive registers a receive job and returns a
+// ReceiveHandle (token and salt to hand to the source agent; Wait for the
+// target summary); (*Agent).Send runs the source half with a progress
+// callback. Controller drives two agents over the wire the way the CLI
+// does; Dial opens a controller connection to an agent.
+//
 // # Payload options
 //
 // --compress, --encrypt with a key file, and --bwlimit travel in the job

@@ -92,74 +92,118 @@ func (a *Agent) opts(o wire.JobOptions) wire.JobOptions {
 	return o
 }
 
-// receive runs the target half of a job for a controller.
+// receive serves ReceiveJob for a controller connection.
 func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, log *slog.Logger) {
-	log = log.With("job", m.JobID, "role", "target")
-	fail := func(err error) {
-		log.Warn("receive job failed", "err", err)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	h, err := a.AcceptReceive(ctx, *m)
+	if err != nil {
+		log.Warn("receive job refused", "job", m.JobID, "err", err)
 		c.Send(wire.ErrorMsg(err))
+		return
 	}
+	if err := c.Send(&wire.JobAccepted{Token: h.Token, Salt: h.Salt}); err != nil {
+		return
+	}
+	watchController(ctx, c, cancel)
+	sum, err := h.Wait(ctx)
+	if err != nil {
+		c.Send(wire.ErrorMsg(err))
+		return
+	}
+	b, _ := json.Marshal(sum)
+	c.Send(&wire.JobDone{Summary: b})
+}
+
+// ReceiveHandle is a receive job this agent accepted: give Token and Salt to
+// the source agent (wire.SendJob), then Wait for the result.
+type ReceiveHandle struct {
+	Token string
+	Salt  []byte
+
+	done chan struct{}
+	sum  mirror.TargetSummary // set before done is closed
+	err  error                // set before done is closed
+}
+
+// Wait returns the job's result once it has ended, or ctx's error.
+func (h *ReceiveHandle) Wait(ctx context.Context) (mirror.TargetSummary, error) {
+	select {
+	case <-h.done:
+		return h.sum, h.err
+	case <-ctx.Done():
+		return mirror.TargetSummary{}, context.Cause(ctx)
+	}
+}
+
+// AcceptReceive validates a receive job (options, root: created if
+// missing), registers it and runs it in the background: it waits up to
+// AttachTimeout for the source agent's Attach with the returned token, then
+// runs mirror.Receiver. ctx governs the whole job; canceling it stops the
+// job (partial files keep their checkpoints). Errors: wire.ErrBusy when the
+// job id is already running here, wire.ErrBadPath / ErrNotFound for a bad
+// root, mirror.ErrInvalidOptions, or a payload option error.
+func (a *Agent) AcceptReceive(ctx context.Context, m wire.ReceiveJob) (*ReceiveHandle, error) {
+	log := a.log.With("job", m.JobID, "role", "target")
 	opts := a.opts(m.Opts)
 	if err := mirror.Normalize(&opts); err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	pl, err := parsePayload(opts)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	if err := checkRoot(m.Root, true); err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	salt, err := pl.salt()
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	if !a.claim(m.JobID) {
-		fail(fmt.Errorf("%w: %s", wire.ErrBusy, m.JobID))
-		return
+		return nil, fmt.Errorf("%w: %s", wire.ErrBusy, m.JobID)
 	}
-	defer a.release(m.JobID)
 	var tok [16]byte
 	rand.Read(tok[:])
 	w := &waitingJob{token: hex.EncodeToString(tok[:]), attach: make(chan attached, 1), gone: make(chan struct{})}
-	defer close(w.gone)
 	a.mu.Lock()
 	a.waiting[m.JobID] = w
 	a.mu.Unlock()
-	if err := c.Send(&wire.JobAccepted{Token: w.token, Salt: salt}); err != nil {
-		return
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	watchController(ctx, c, cancel)
+	h := &ReceiveHandle{Token: w.token, Salt: salt, done: make(chan struct{})}
+	a.wg.Go(func() {
+		defer close(h.done)
+		defer a.release(m.JobID)
+		defer close(w.gone)
+		h.sum, h.err = a.runReceive(ctx, m, opts, pl, salt, w, log)
+		if h.err != nil {
+			log.Warn("receive job failed", "err", h.err)
+		}
+	})
+	return h, nil
+}
+
+func (a *Agent) runReceive(ctx context.Context, m wire.ReceiveJob, opts wire.JobOptions, pl payload, salt []byte,
+	w *waitingJob, log *slog.Logger) (mirror.TargetSummary, error) {
 	var at attached
 	select {
 	case at = <-w.attach:
 	case <-time.After(AttachTimeout):
-		fail(fmt.Errorf("%w: no source agent attached within %s", wire.ErrCanceled, AttachTimeout))
-		return
+		return mirror.TargetSummary{}, fmt.Errorf("%w: no source agent attached within %s", wire.ErrCanceled, AttachTimeout)
 	case <-ctx.Done():
-		return
+		return mirror.TargetSummary{}, context.Cause(ctx)
 	}
 	defer close(at.done)
 	tsalt := seal.TransferSalt(at.attach.Salt, salt)
 	if err := pl.verify(tsalt, at.attach); err != nil {
 		at.conn.Send(wire.ErrorMsg(err))
-		fail(err)
-		return
+		return mirror.TargetSummary{}, err
 	}
 	if err := at.conn.Send(&wire.JobAccepted{}); err != nil {
-		fail(fmt.Errorf("attach: %w", err))
-		return
+		return mirror.TargetSummary{}, fmt.Errorf("attach: %w", err)
 	}
 	tr, err := pl.install(at.conn, tsalt, false)
 	if err != nil {
-		fail(err)
-		return
+		return mirror.TargetSummary{}, err
 	}
 	if tr != nil {
 		defer tr.Close()
@@ -168,13 +212,10 @@ func (a *Agent) receive(ctx context.Context, c *wire.Conn, m *wire.ReceiveJob, l
 	r := &mirror.Receiver{Job: mirror.Job{ID: m.JobID, Root: m.Root, Opts: opts}, Conn: at.conn,
 		DataDir: a.cfg.DataDir, Log: log}
 	sum, err := r.Run(ctx)
-	if err != nil {
-		fail(err)
-		return
+	if err == nil {
+		log.Info("receive done", "files_written", sum.FilesWritten, "errors", len(sum.Errors))
 	}
-	b, _ := json.Marshal(sum)
-	c.Send(&wire.JobDone{Summary: b})
-	log.Info("receive done", "files_written", sum.FilesWritten, "errors", len(sum.Errors))
+	return sum, err
 }
 
 // attach hands a source agent's data connection to the waiting job and
@@ -206,85 +247,95 @@ func (a *Agent) attach(ctx context.Context, c *wire.Conn, m *wire.Attach) {
 	}
 }
 
-// send runs the source half of a job for a controller.
+// send serves SendJob for a controller connection.
 func (a *Agent) send(ctx context.Context, c *wire.Conn, m *wire.SendJob, log *slog.Logger) {
-	log = log.With("job", m.JobID, "role", "source")
-	fail := func(err error) {
-		log.Warn("send job failed", "err", err)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchController(ctx, c, cancel)
+	sum, err := a.Send(ctx, *m, func(p mirror.Progress) { c.Send(&p) })
+	if err != nil {
 		c.Send(wire.ErrorMsg(err))
+		return
 	}
+	b, _ := json.Marshal(sum)
+	c.Send(&wire.JobDone{Summary: b})
+}
+
+// Send runs the source half of a job: it dials the target agent at
+// m.Target, attaches with m.Token (and the payload key check), streams the
+// tree at m.Root and returns the merged summary. onProgress (optional) is
+// called about four times a second and once at the end, also when the job
+// fails (with the exact counters, for resume accounting). Errors:
+// wire.ErrBusy, a bad root or options, a dial failure, the target's error
+// (a *wire.RemoteError, e.g. ErrPermission for a wrong payload key), or
+// the engine's (see mirror.Sender.Run).
+func (a *Agent) Send(ctx context.Context, m wire.SendJob, onProgress func(mirror.Progress)) (mirror.Summary, error) {
+	log := a.log.With("job", m.JobID, "role", "source")
+	sum, err := a.runSend(ctx, m, onProgress, log)
+	if err != nil {
+		log.Warn("send job failed", "err", err)
+	}
+	return sum, err
+}
+
+func (a *Agent) runSend(ctx context.Context, m wire.SendJob, onProgress func(mirror.Progress), log *slog.Logger) (mirror.Summary, error) {
+	var zero mirror.Summary
 	opts := a.opts(m.Opts)
 	if err := mirror.Normalize(&opts); err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	pl, err := parsePayload(opts)
 	if err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	if err := checkRoot(m.Root, false); err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	salt, err := pl.salt()
 	if err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	tsalt := seal.TransferSalt(salt, m.TargetSalt)
 	check, err := pl.keyCheck(tsalt)
 	if err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	if !a.claim(m.JobID) {
-		fail(fmt.Errorf("%w: %s", wire.ErrBusy, m.JobID))
-		return
+		return zero, fmt.Errorf("%w: %s", wire.ErrBusy, m.JobID)
 	}
 	defer a.release(m.JobID)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	watchController(ctx, c, cancel)
 	dc, err := Dial(ctx, m.Target, a.cfg.ClientTLS)
 	if err != nil {
-		fail(fmt.Errorf("dial target agent %s: %w", m.Target, err))
-		return
+		return zero, fmt.Errorf("dial target agent %s: %w", m.Target, err)
 	}
 	defer dc.Close()
 	if err := dc.Send(&wire.Attach{JobID: m.JobID, Token: m.Token, Salt: salt, KeyCheck: check}); err != nil {
-		fail(fmt.Errorf("attach: %w", err))
-		return
+		return zero, fmt.Errorf("attach: %w", err)
 	}
 	if _, err := wire.Expect[*wire.JobAccepted](dc); err != nil {
-		fail(fmt.Errorf("attach to target: %w", err))
-		return
+		return zero, fmt.Errorf("attach to target: %w", err)
 	}
 	tr, err := pl.install(dc, tsalt, true)
 	if err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	if tr != nil {
 		defer tr.Close()
 	}
 	log.Info("sending", "root", m.Root, "target", m.Target)
 	s := &mirror.Sender{Job: mirror.Job{ID: m.JobID, Root: m.Root, Opts: opts}, Conn: dc,
-		DataDir: a.cfg.DataDir, Log: log,
-		OnProgress: func(p mirror.Progress) { c.Send(&p) }}
+		DataDir: a.cfg.DataDir, Log: log, OnProgress: onProgress}
 	sum, err := s.Run(ctx)
 	if err != nil {
-		fail(err)
-		return
+		return zero, err
 	}
 	sum.PayloadBytes, sum.PayloadCompressed = sum.BytesSent, sum.BytesSent
 	if tr != nil {
 		st := tr.Stats()
 		sum.PayloadBytes, sum.PayloadCompressed = st.In, st.Out
 	}
-	b, _ := json.Marshal(sum)
-	c.Send(&wire.JobDone{Summary: b})
 	log.Info("send done", "files", sum.Files, "bytes_sent", sum.BytesSent, "wire", sum.BytesOnWire)
+	return sum, nil
 }
 
 // verify streams the manifest of a tree.
