@@ -171,7 +171,7 @@ func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full
 		// from outside the root): ship its whole subtree.
 		return sh.walkOps(r.Path)
 	}
-	return []out{sh.putOp(e, r.Op == journal.OpCreate, full)}, nil
+	return append([]out{sh.putOp(e, r.Op == journal.OpCreate, full)}, sh.relink(e, full)...), nil
 }
 
 func isNotDir(err error) bool {
@@ -192,7 +192,7 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 		o.op.InPlace = true
 		o.content = true
 		q, ok := sh.links[key]
-		if !ok || q == e.Path {
+		if !ok {
 			q, ok = sh.findLink(e)
 		}
 		if ok && q != e.Path && !full {
@@ -245,6 +245,7 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 		o.content = true
 		o.op.InPlace = e.Nlink > 1
 		delete(sh.hashes, r.Path)
+		return append([]out{o}, sh.relink(e, full)...), nil
 	case e.Type == fsys.TypeDir && !needContent:
 		// Objects created inside From just before the rename were skipped
 		// (they had vanished under From): ship them at their new path.
@@ -447,9 +448,19 @@ const LinkSearchMax = 200_000
 // breadth-first walk of directory listings (which carry inode numbers),
 // bounded by LinkSearchMax entries.
 func (sh *shipper) findLink(e fsys.Entry) (string, bool) {
+	names := sh.findLinks(e, 1)
+	if len(names) == 0 {
+		return "", false
+	}
+	return names[0], true
+}
+
+// findLinks returns up to n other names of e's inode in the tree.
+func (sh *shipper) findLinks(e fsys.Entry, n int) []string {
+	var found []string
 	queue := []string{""}
 	seen := 0
-	for len(queue) > 0 && seen < LinkSearchMax {
+	for len(queue) > 0 && seen < LinkSearchMax && len(found) < n {
 		dir := queue[0]
 		queue = queue[1:]
 		kids, err := sh.root.ReadDir(dir)
@@ -466,10 +477,27 @@ func (sh *shipper) findLink(e fsys.Entry) (string, bool) {
 				}
 			case k.Ino == e.Ino && p != e.Path && !sh.s.excluded(p):
 				if qe, err := sh.root.Lstat(p); err == nil && qe.Dev == e.Dev && qe.Ino == e.Ino {
-					return p, true
+					found = append(found, p)
 				}
 			}
 		}
 	}
-	return "", false
+	return found
+}
+
+// relink, in full mode, links every other name of a multiply linked file
+// to it on the target, so a group the target may have split is whole again.
+func (sh *shipper) relink(e fsys.Entry, full bool) []out {
+	if !full || e.Type != fsys.TypeFile || e.Nlink < 2 {
+		return nil
+	}
+	var ops []out
+	for _, q := range sh.findLinks(e, int(e.Nlink)-1) {
+		qe, err := sh.root.Lstat(q)
+		if err != nil {
+			continue
+		}
+		ops = append(ops, out{op: wire.SyncOp{Op: wire.SyncOpLink, Path: q, LinkTo: e.Path, Entry: qe, Parents: sh.parents(q)}})
+	}
+	return ops
 }

@@ -76,7 +76,11 @@ func (sh *shipper) session(ctx context.Context) error {
 		sh.fullSeq, sh.fullTries = fullSeq, 0
 	}
 	clear(sh.hashes)
-	sh.skipped = map[string]bool{}
+	if sh.skipped == nil {
+		// Kept across reconnects: the records that skipped these paths may
+		// be acknowledged already, and their renames not.
+		sh.skipped = map[string]bool{}
+	}
 	if sh.root == nil {
 		if sh.root, err = fsys.OpenRoot(s.cfg.Root); err != nil {
 			return err
