@@ -191,6 +191,14 @@ func (s *SyncSession) Pause() error { return s.conn.Send(&wire.SyncControl{Actio
 // Resume restarts shipping.
 func (s *SyncSession) Resume() error { return s.conn.Send(&wire.SyncControl{Action: wire.SyncResume}) }
 
+// Cancel asks the agent to stop the sync without waiting: the caller keeps
+// reading Next until the status with state "stopped" (or an error), then
+// calls Close.
+func (s *SyncSession) Cancel() error { return s.conn.Send(&wire.Cancel{}) }
+
+// Close closes the connection (which also stops the sync on the agent).
+func (s *SyncSession) Close() error { return s.conn.Close() }
+
 // Stop asks the agent to stop the sync and returns its final status.
 func (s *SyncSession) Stop() (wire.SyncStatus, error) {
 	defer s.conn.Close()
