@@ -5,6 +5,14 @@
 // rbac.go); one middleware authenticates the caller and enforces it, another
 // records metrics and appends audit records. Errors of every kind are RFC
 // 9457 problem documents built in one place (errors.go).
+//
+// Wiring a serving process:
+//
+//	creds, _ := apiserver.Bootstrap(ctx, db) // built-in accounts, once
+//	srv, _ := apiserver.New(apiserver.Config{DB: db, CA: ca,
+//		Engine: &apiserver.TemporalEngine{Client: tc, Hosts: db}, …})
+//	https := srv.AgentTLS(tlsConfig) // agents heartbeat with their certificates
+//	http.Serve(l, srv.Handler())
 package apiserver
 
 import (
