@@ -1,0 +1,114 @@
+package replicate_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/agent"
+	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/pki"
+	"github.com/ferry-migrate/ferry/agent/replicate"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+func startAgent(t *testing.T, ca, name string) (*agent.Agent, *pki.Identity) {
+	t.Helper()
+	dir := t.TempDir()
+	id, err := pki.LoadOrIssue(ca, filepath.Join(dir, "identity"), name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), ServerTLS: id.ServerTLS(),
+		ClientTLS: id.ClientTLS(), Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a, id
+}
+
+// TestJournalFullRemirrors drives the library API: with shipping paused,
+// a small journal overflows; the sync reports remirror_required, and after
+// Resume it resyncs with a mirror and converges — no change lost, the
+// journal never beyond its bound.
+func TestJournalFullRemirrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: fanotify capture and owner fidelity")
+	}
+	ca := newCA(t)
+	sa, sid := startAgent(t, ca, "src")
+	ta, _ := startAgent(t, ca, "dst")
+	ctl := controllerFor(t, ca)
+	src, dst, data := t.TempDir(), t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(src, "before"), []byte("before the sync"), 0o644)
+	from := agent.Endpoint{Addr: sa.Addr().String(), Path: src}
+	to := agent.Endpoint{Addr: ta.Addr().String(), Path: dst}
+	var mirrors atomic.Int32
+	cfg := replicate.SourceConfig{JobID: "full", Root: src, DataDir: data, TargetRoot: dst, JournalMaxBytes: 64 << 10,
+		Log:  quietLog(),
+		Dial: func(ctx context.Context) (*wire.Conn, error) { return agent.Dial(ctx, to.Addr, sid.ClientTLS()) },
+		Mirror: func(ctx context.Context, sub string) error {
+			mirrors.Add(1)
+			f, d := from, to
+			f.Path, d.Path = path.Join(src, sub), path.Join(dst, sub)
+			_, err := ctl.Mirror(ctx, agent.MirrorRequest{From: f, To: d,
+				Opts: mirror.Options{Orphans: wire.OrphansDelete}}, nil)
+			return err
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := replicate.StartSource(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats(); got.State != replicate.StateSyncing || mirrors.Load() != 1 {
+		t.Fatalf("after start: %+v, %d mirrors; want syncing after 1 mirror", got, mirrors.Load())
+	}
+	s.Pause()
+	for i := range 2000 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("paused-%04d-with-a-long-name-to-fill-the-journal", i)), []byte{byte(i)}, 0o644)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().State != replicate.StateRemirrorRequired {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %+v, want %s", s.Stats(), replicate.StateRemirrorRequired)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "paused-0000-with-a-long-name-to-fill-the-journal")); err == nil {
+		t.Fatal("a change was applied while paused")
+	}
+	s.Resume()
+	os.WriteFile(filepath.Join(src, "after-resume"), []byte("x"), 0o600)
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("difference: %+v", d)
+	}
+	if mirrors.Load() != 2 {
+		t.Errorf("%d mirrors, want 2 (initial and resync)", mirrors.Load())
+	}
+	st := s.Stats()
+	t.Logf("after resync: %+v", st)
+	if st.BacklogRecords != 0 || st.State != replicate.StateSyncing {
+		t.Errorf("stats %+v, want syncing with no backlog", st)
+	}
+}
