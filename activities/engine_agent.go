@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/agent"
 	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/replicate"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
@@ -16,16 +17,18 @@ import (
 // engine through agent.Controller, from this host's agent (SelfAddr) to the
 // target agent named in each request.
 //
-// Sync here is a polling sync: repeated mirrors in time mode with orphans
-// deleted, every SyncInterval. It converges exactly (each pass is a full
-// mirror of what changed) but its lag is the pass time plus the interval.
-// The journaled sync engine (agent/capture + agent/journal) replaces it
-// by implementing Engine.Sync and Engine.FinalSync with the same contract.
+// Sync is the agents' journaled continuous sync (agent/replicate). Every
+// start of a sync session resyncs with a mirror first, so the job's sync
+// windows should be long (JobSpec.SyncWindow).
 type AgentEngine struct {
 	Controller *agent.Controller
 	// SelfAddr is this host's agent data-channel address (host:port).
 	SelfAddr string
-	// SyncInterval is the pause between sync passes; zero means 1 s.
+	// Polling replaces the journaled sync with repeated time-mode mirrors
+	// (orphans deleted) every SyncInterval: slower to notice changes but
+	// needing no change capture on the source.
+	Polling bool
+	// SyncInterval is the pause between polling passes; zero means 1 s.
 	SyncInterval time.Duration
 }
 
@@ -80,10 +83,102 @@ func (e *AgentEngine) pass(ctx context.Context, req SyncRequest) (mirror.Summary
 	return sum, engineErr(err)
 }
 
-// Sync runs sync passes until ctx is cancelled. LagMillis is the pass time
-// plus the interval (the oldest a change can be when it is applied);
-// BacklogRecords is the number of files the last pass had to send.
+// Sync runs the agents' journaled continuous sync (agent.Controller.StartSync:
+// capture, a resync mirror, then the journal shipped in order) until ctx is
+// cancelled, reporting the source agent's status about once a second. With
+// Polling set it runs repeated mirrors instead.
 func (e *AgentEngine) Sync(ctx context.Context, req SyncRequest, report func(SyncStats)) error {
+	if e.Polling {
+		return e.pollSync(ctx, req, report)
+	}
+	sess, err := e.startSync(ctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		st, err := sess.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return engineErr(fmt.Errorf("sync: %w", err))
+		}
+		if st.State == replicate.StateStopped {
+			return fmt.Errorf("sync stopped by the source agent: %s", st.Error)
+		}
+		report(syncStats(st))
+		if ctx.Err() != nil {
+			sess.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *AgentEngine) startSync(ctx context.Context, req SyncRequest) (*agent.SyncSession, error) {
+	from, to := e.endpoints(req.SourcePath, req.TargetAddr, req.TargetPath)
+	sess, err := e.Controller.StartSync(ctx, agent.SyncRequest{JobID: req.JobID, From: from, To: to, Opts: wireOptions(req.Options)})
+	if err != nil {
+		return nil, engineErr(err)
+	}
+	return sess, nil
+}
+
+func syncStats(st wire.SyncStatus) SyncStats {
+	return SyncStats{State: st.State, LagMillis: st.LagMs, BacklogRecords: st.BacklogRecords, BacklogBytes: st.BacklogBytes,
+		AppliedTotal: st.AppliedTotal, RateRecords: float64(st.AppliedRate) / 1000}
+}
+
+// FinalSync runs the journaled sync until its resync mirror is done and
+// two reports a second apart show an empty backlog (the source's services
+// are stopped, so nothing new arrives), then stops it.
+func (e *AgentEngine) FinalSync(ctx context.Context, req SyncRequest, report func(SyncStats)) (SyncStats, error) {
+	if e.Polling {
+		return e.pollFinal(ctx, req, report)
+	}
+	sess, err := e.startSync(ctx, req)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	drained := 0
+	for {
+		st, err := sess.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return SyncStats{}, ctx.Err()
+			}
+			return SyncStats{}, engineErr(fmt.Errorf("final sync: %w", err))
+		}
+		if st.State == replicate.StateStopped {
+			return syncStats(st), fmt.Errorf("final sync stopped by the source agent: %s", st.Error)
+		}
+		report(syncStats(st))
+		if ctx.Err() != nil {
+			sess.Stop()
+			return SyncStats{}, ctx.Err()
+		}
+		if st.State == replicate.StateSyncing && st.BacklogRecords == 0 {
+			drained++
+		} else {
+			drained = 0
+		}
+		if drained >= 2 {
+			fin, err := sess.Stop()
+			if err != nil {
+				return syncStats(fin), engineErr(fmt.Errorf("final sync: stop: %w", err))
+			}
+			out := syncStats(fin)
+			if out.BacklogRecords != 0 {
+				return out, fmt.Errorf("final sync: %d records still in the backlog at stop", out.BacklogRecords)
+			}
+			return out, nil
+		}
+	}
+}
+
+// pollSync runs sync passes until ctx is cancelled. LagMillis is the pass
+// time plus the interval (the oldest a change can be when it is applied);
+// BacklogRecords is the number of files the last pass had to send.
+func (e *AgentEngine) pollSync(ctx context.Context, req SyncRequest, report func(SyncStats)) error {
 	interval := e.SyncInterval
 	if interval <= 0 {
 		interval = time.Second
@@ -111,9 +206,8 @@ func (e *AgentEngine) Sync(ctx context.Context, req SyncRequest, report func(Syn
 	}
 }
 
-// FinalSync runs passes until one finds nothing to send (the sources's
-// services are stopped, so the tree no longer changes).
-func (e *AgentEngine) FinalSync(ctx context.Context, req SyncRequest, report func(SyncStats)) (SyncStats, error) {
+// pollFinal runs passes until one finds nothing to send.
+func (e *AgentEngine) pollFinal(ctx context.Context, req SyncRequest, report func(SyncStats)) (SyncStats, error) {
 	var st SyncStats
 	for range 10 {
 		sum, err := e.pass(ctx, req)

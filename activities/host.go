@@ -136,11 +136,16 @@ type SyncRequest struct {
 
 // SyncStats are replication lag and backlog as the agents measure them.
 type SyncStats struct {
+	// State is the engine's phase ("mirroring" while a sync session
+	// resyncs, "syncing" once it ships the journal); "" when the engine has
+	// no phases. Lag counts toward readiness only while syncing.
+	State          string  `json:"state,omitempty"`
 	LagMillis      int64   `json:"lagMs"`
 	BacklogRecords int64   `json:"backlogRecords"`
 	BacklogBytes   int64   `json:"backlogBytes"`
 	AppliedTotal   int64   `json:"appliedTotal"`
-	RateBytes      float64 `json:"rateBytes"` // applied bytes per second
+	RateBytes      float64 `json:"rateBytes"`   // applied bytes per second
+	RateRecords    float64 `json:"rateRecords"` // applied changes per second
 }
 
 // VerifyRequest names the two trees Verify compares.

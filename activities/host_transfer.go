@@ -106,7 +106,7 @@ func (h *Host) Sync(ctx context.Context, in SyncInput) (SyncResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		res.Stats = s
-		isBelow := time.Duration(s.LagMillis)*time.Millisecond <= in.LagThreshold
+		isBelow := time.Duration(s.LagMillis)*time.Millisecond <= in.LagThreshold && (s.State == "" || s.State == "syncing")
 		if since.IsZero() || isBelow != below {
 			since, below = now, isBelow
 		}

@@ -59,7 +59,8 @@ func JobStatus(ctx context.Context, c client.Client, jobID string) (Status, erro
 				continue
 			}
 			pr := &st.Progress
-			pr.LagMillis, pr.BacklogRecords, pr.BacklogBytes, pr.AppliedTotal, pr.RateBytes = s.LagMillis, s.BacklogRecords, s.BacklogBytes, s.AppliedTotal, s.RateBytes
+			pr.LagMillis, pr.BacklogRecords, pr.BacklogBytes = s.LagMillis, s.BacklogRecords, s.BacklogBytes
+			pr.AppliedTotal, pr.RateBytes, pr.AppliedRate = s.AppliedTotal, s.RateBytes, s.RateRecords
 		}
 	}
 	return st, nil

@@ -51,7 +51,8 @@ type JobSpec struct {
 	// accepting rollback, before it completes (24 h).
 	RollbackWindow time.Duration
 	// SyncWindow bounds one sync activity; the workflow refreshes the status
-	// and may continue as new between windows (5 min).
+	// and may continue as new between windows (30 min). Each window starts a
+	// new sync session, which resyncs with a mirror first.
 	SyncWindow time.Duration
 	// MaxHistoryEvents: the sync phase continues as new beyond this many
 	// history events (5,000) or when the server suggests it.
@@ -76,7 +77,7 @@ func (s JobSpec) withDefaults() JobSpec {
 	def(&s.HostProbe, 30*time.Second)
 	def(&s.HeartbeatTimeout, 10*time.Second)
 	def(&s.RollbackWindow, 24*time.Hour)
-	def(&s.SyncWindow, 5*time.Minute)
+	def(&s.SyncWindow, 30*time.Minute)
 	if s.MaxHistoryEvents <= 0 {
 		s.MaxHistoryEvents = 5000
 	}

@@ -214,7 +214,7 @@ func (m *migration) replicate(ctx workflow.Context) error {
 	}
 	p := &m.st.Progress
 	p.LagMillis, p.BacklogRecords, p.BacklogBytes = res.Stats.LagMillis, res.Stats.BacklogRecords, res.Stats.BacklogBytes
-	p.AppliedTotal, p.RateBytes = res.Stats.AppliedTotal, res.Stats.RateBytes
+	p.AppliedTotal, p.RateBytes, p.AppliedRate = res.Stats.AppliedTotal, res.Stats.RateBytes, res.Stats.RateRecords
 	switch {
 	case res.RemirrorRequired:
 		if err := m.setState(ctx, ferry.JobMirroring, "system", "remirror required: the change journal overflowed"); err != nil {

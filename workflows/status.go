@@ -53,6 +53,7 @@ type Progress struct {
 	BacklogRecords int64         `json:"backlogRecords"`
 	BacklogBytes   int64         `json:"backlogBytes"`
 	AppliedTotal   int64         `json:"appliedTotal"`
+	AppliedRate    float64       `json:"appliedRate"` // changes applied per second
 }
 
 // HostWait is a host the job waits for, since when.

@@ -218,6 +218,7 @@ func TestLiveProgress(t *testing.T) {
 	spec := cl.spec(src.ref(), dst.ref(), srcPath, dst.path("app"))
 	spec.AutoStart = true
 	spec.HeartbeatTimeout = time.Second // heartbeats reach the server every 0.8 s
+	spec.SyncWindow = 5 * time.Minute // one sync session for the whole test
 	cl.start(spec)
 	var live workflows.Status
 	deadline := time.Now().Add(time.Minute)
@@ -244,8 +245,22 @@ func TestLiveProgress(t *testing.T) {
 	}
 	t.Logf("live mirror progress: %d/%d bytes, %d/%d files, %.0f MB/s, ETA %s", p.BytesDone, p.BytesTotal, p.FilesDone, p.FilesTotal, p.RateBytes/1e6, p.ETA)
 	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
-	st, err := workflows.JobStatus(context.Background(), cl.c, spec.JobID)
-	if err != nil || st.Progress.LagMillis <= 0 {
-		t.Fatalf("sync lag %+v %v", st.Progress, err)
+	// A change on the source shows up as applied in the live sync stats.
+	time.Sleep(time.Second)
+	writeFile(t, filepath.Join(srcPath, "after-ready.txt"), "x")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		st, err := workflows.JobStatus(context.Background(), cl.c, spec.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Progress.AppliedTotal > 0 {
+			t.Logf("live sync: lag %d ms, backlog %d, applied %d", st.Progress.LagMillis, st.Progress.BacklogRecords, st.Progress.AppliedTotal)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no applied change in the live sync stats: %+v", st.Progress)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
