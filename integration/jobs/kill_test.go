@@ -218,7 +218,7 @@ func TestLiveProgress(t *testing.T) {
 	spec := cl.spec(src.ref(), dst.ref(), srcPath, dst.path("app"))
 	spec.AutoStart = true
 	spec.HeartbeatTimeout = time.Second // heartbeats reach the server every 0.8 s
-	spec.SyncWindow = 5 * time.Minute // one sync session for the whole test
+	spec.SyncWindow = 5 * time.Minute   // one sync session for the whole test
 	cl.start(spec)
 	var live workflows.Status
 	deadline := time.Now().Add(time.Minute)
