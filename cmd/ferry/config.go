@@ -36,6 +36,9 @@ type controlConfig struct {
 	SMTPFrom     string
 
 	CADir string
+
+	// InitialCredentials receives the built-in accounts' first passwords.
+	InitialCredentials string
 }
 
 // addCoreFlags registers the storage, Temporal and CA flags.

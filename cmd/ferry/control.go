@@ -79,7 +79,9 @@ func serveHTTP(ctx context.Context, h http.Handler, ls []listener, log *slog.Log
 		nls = append(nls, nl)
 		bound = append(bound, nl.Addr())
 		servers = append(servers, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// Requests (live progress streams among them) end with the server.
+			BaseContext: func(net.Listener) context.Context { return ctx }})
 	}
 	if ready != nil {
 		ready(bound)

@@ -8,14 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ferry-migrate/ferry/apiserver"
 	"github.com/ferry-migrate/ferry/workflows"
 )
 
@@ -39,7 +37,7 @@ func newDevCmd() *cobra.Command {
   - the Temporal dev server, its web UI on http://127.0.0.1:8233, state kept
     under VAR-DIR/temporal.db;
   - the API server and web UI on http://127.0.0.1:8080 and https://127.0.0.1:8443
-    (self-signed certificate generated under VAR-DIR/tls);
+    (certificate issued by the dev certificate authority VAR-DIR/ca);
   - the control-plane worker;
   - the embedded SQLite database VAR-DIR/ferry.db and a local directory
     VAR-DIR/objects as object store for metadata backups.
@@ -107,14 +105,8 @@ func runDev(ctx context.Context, o devOptions, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	creds, err := apiserver.Bootstrap(ctx, db)
-	if err != nil {
-		return fmt.Errorf("create built-in accounts: %w", err)
-	}
-	if len(creds) > 0 {
-		if err := writeInitialCredentials(filepath.Join(varDir, "initial-credentials"), creds); err != nil {
-			return err
-		}
+	if err := bootstrapAccounts(ctx, db, filepath.Join(varDir, "initial-credentials")); err != nil {
+		return err
 	}
 
 	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
@@ -123,14 +115,10 @@ func runDev(ctx context.Context, o devOptions, log *slog.Logger) error {
 	}
 	defer tc.Close()
 
-	tlsCfg, err := devTLS(filepath.Join(varDir, "tls"))
-	if err != nil {
-		return err
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runWorker(gctx, tc, db, log) })
 	g.Go(func() error {
-		return serveAPI(gctx, cfg, db, tc, tlsCfg, log, func([]net.Addr) {
+		return serveAPI(gctx, cfg, db, tc, log, func([]net.Addr) {
 			log.Info("Ferry dev is up", "ui", "http://"+o.httpListen, "https", "https://"+o.httpsListen,
 				"temporal_ui", cfg.TemporalUIURL, "state", varDir)
 		})
@@ -149,21 +137,6 @@ func runDev(ctx context.Context, o devOptions, log *slog.Logger) error {
 		return nil
 	}
 	return err
-}
-
-// writeInitialCredentials prints the built-in accounts' passwords once and
-// keeps them in a 0600 file of user:password lines.
-func writeInitialCredentials(path string, creds []apiserver.InitialCredential) error {
-	var b strings.Builder
-	for _, c := range creds {
-		fmt.Fprintf(&b, "%s:%s\n", c.User, c.Password)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		return fmt.Errorf("write initial credentials: %w", err)
-	}
-	fmt.Fprintf(os.Stderr, "\nBuilt-in accounts created (shown once; also in %s, mode 0600).\n"+
-		"Each must change its password at first login.\n\n%s\n", path, b.String())
-	return nil
 }
 
 // devTemporal is the Temporal dev server child process.

@@ -55,6 +55,12 @@ Daemons:
   ferry agent    the per-host agent (data plane and host activities)
   ferry dev      everything on one machine, on the embedded defaults
 
+Client of the control plane:
+  ferry login, ferry hosts ..., ferry jobs ...
+
+Direct agent-to-agent operations (no control plane needed):
+  ferry ca init, ferry mirror, ferry verify, ferry sync
+
 Every flag can also be set through an environment variable named FERRY_ and the
 flag name in upper case with dashes as underscores (--database-dsn is
 FERRY_DATABASE_DSN). Flags win over the environment.`,
@@ -71,6 +77,10 @@ FERRY_DATABASE_DSN). Flags win over the environment.`,
 		newMirrorCmd(),
 		newVerifyCmd(),
 		newSyncCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
+		newHostsCmd(),
+		newJobsCmd(),
 	)
 	annotateAll(root)
 	return root

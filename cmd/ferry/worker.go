@@ -50,7 +50,12 @@ metadata backups. Run as many as you like; Temporal spreads the work.`,
 func runWorker(ctx context.Context, tc client.Client, db *store.DB, log *slog.Logger) error {
 	w, err := worker.New(worker.Config{
 		Client:     tc,
-		Controller: &activities.Controller{Settings: db},
+		Controller: &activities.Controller{
+			Settings:  db,
+			Events:    db,
+			JobStates: db,
+			Schedules: tc.ScheduleClient(),
+		},
 	})
 	if err != nil {
 		return err
