@@ -78,6 +78,8 @@ func (h *Host) Precheck(ctx context.Context, in PrecheckInput) (PrecheckResult, 
 	}
 	switch in.Role {
 	case RoleSource:
+		hb := startHeartbeat(ctx, h.heartbeatEvery(), nil)
+		defer hb.stop()
 		c := Check{Name: CheckSourcePath, Host: h.ID}
 		used, err := treeUsage(ctx, in.Path)
 		if err != nil {
@@ -151,11 +153,8 @@ func treeUsage(ctx context.Context, root string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if n++; n%4096 == 0 {
-			activity.RecordHeartbeat(ctx, n)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
 		}
 		fi, err := d.Info()
 		if err != nil {

@@ -207,6 +207,11 @@ func (m *migration) take(ctx workflow.Context, a action) error {
 	case UpdateStart:
 		err = m.setState(ctx, ferry.JobPrechecking, actor, msg)
 	case UpdateCancel:
+		if m.st.State == ferry.JobTestCutover {
+			if derr := m.discardTest(ctx); derr != nil {
+				m.event(ctx, ferry.JobEvent{Type: ferry.JobEventError, Message: derr.Error()})
+			}
+		}
 		err = m.setState(ctx, ferry.JobCancelled, actor, msg)
 	case UpdatePause:
 		m.st.PausedFrom = m.st.State

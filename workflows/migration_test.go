@@ -419,3 +419,18 @@ func TestCancelFromPending(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+func TestCancelDuringTestCutoverDiscardsTheCopy(t *testing.T) {
+	h := newHarness(t)
+	spec := testSpec()
+	spec.AutoStart = true
+	h.at(2*time.Minute, UpdateTestCutover)
+	h.at(3*time.Minute, UpdateCancel)
+	res, err := h.run(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != ferry.JobCancelled || res.Status.TestPath != "" || !slices.Contains(h.calls, "EndTest") {
+		t.Fatalf("state %s, test path %q, calls %v", res.State, res.Status.TestPath, h.calls)
+	}
+}
