@@ -25,9 +25,10 @@ import (
 // several links are written in place instead (their other names must keep
 // sharing the inode).
 type applier struct {
-	root *fsys.Root
-	log  *slog.Logger
-	buf  []byte
+	root  *fsys.Root
+	log   *slog.Logger
+	buf   []byte
+	temps *intents
 }
 
 // apply applies op, reading its content from c when op.Content is set.
@@ -155,6 +156,7 @@ func (a *applier) special(rel string, e fsys.Entry) error {
 	if err != nil {
 		return err
 	}
+	a.temps.note(tmp)
 	f.Close()
 	if err := a.root.Remove(tmp); err != nil {
 		return err
@@ -203,6 +205,7 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 	if err != nil {
 		return err
 	}
+	a.temps.note(tmp)
 	ok := false
 	defer func() {
 		f.Close()

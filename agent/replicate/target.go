@@ -81,7 +81,12 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
-	a := &applier{root: root, log: cfg.Log}
+	temps, err := openIntents(StateDir(cfg.DataDir, cfg.JobID), root)
+	if err != nil {
+		return sendErr(c, err)
+	}
+	defer temps.close()
+	a := &applier{root: root, log: cfg.Log, temps: temps}
 	// applied is the Seq of the last complete record of this connection
 	// (the source ships in order; after a resync its numbering may restart
 	// below what an earlier connection applied).
@@ -147,6 +152,7 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 			flush() // so the source resumes exactly at the failed record
 			return sendErr(c, err)
 		}
+		temps.between()
 		if op.Last {
 			mu.Lock()
 			applied = op.Seq
