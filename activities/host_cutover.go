@@ -304,3 +304,33 @@ func writeCutoverState(l Layout, st cutoverState) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// DiscardJobInput names the job whose staging directory is removed.
+type DiscardJobInput struct {
+	JobID      string
+	TargetPath string
+}
+
+// DiscardJobResult says what was removed ("" when nothing was there).
+type DiscardJobResult struct {
+	Removed string
+}
+
+// DiscardJob runs on the target host when a job is removed with its data:
+// it deletes the job's staging directory (replica, previous contents, test
+// copy, cutover record). The live target path is never touched.
+func (h *Host) DiscardJob(ctx context.Context, in DiscardJobInput) (DiscardJobResult, error) {
+	if in.JobID == "" || !filepath.IsAbs(in.TargetPath) {
+		return DiscardJobResult{}, invalid("discard job: job ID and an absolute target path are required")
+	}
+	l := Layout{JobID: in.JobID, Target: in.TargetPath}
+	if _, err := os.Lstat(l.Staging()); errors.Is(err, os.ErrNotExist) {
+		return DiscardJobResult{}, nil
+	}
+	hb := startHeartbeat(ctx, h.heartbeatEvery(), nil)
+	defer hb.stop()
+	if err := os.RemoveAll(l.Staging()); err != nil {
+		return DiscardJobResult{}, fmt.Errorf("discard job: %w", err)
+	}
+	return DiscardJobResult{Removed: l.Staging()}, nil
+}

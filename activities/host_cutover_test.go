@@ -203,3 +203,28 @@ func TestTestCutoverCopiesAndEndTestDiscards(t *testing.T) {
 		t.Fatal("test touched the live target")
 	}
 }
+
+func TestDiscardJobKeepsTheLiveTarget(t *testing.T) {
+	h := &Host{ID: "dst"}
+	env := actEnv(h)
+	l, _ := staged(t, true)
+	write(t, filepath.Join(l.Test(), "x"), "test copy")
+	v, err := env.ExecuteActivity(h.DiscardJob, DiscardJobInput{JobID: l.JobID, TargetPath: l.Target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res DiscardJobResult
+	v.Get(&res)
+	if res.Removed != l.Staging() {
+		t.Fatalf("%+v", res)
+	}
+	if _, err := os.Lstat(l.Staging()); !os.IsNotExist(err) {
+		t.Fatalf("staging left: %v", err)
+	}
+	if read(t, filepath.Join(l.Target, "version")) != "old" {
+		t.Fatal("live target touched")
+	}
+	if _, err := env.ExecuteActivity(h.DiscardJob, DiscardJobInput{JobID: l.JobID, TargetPath: l.Target}); err != nil {
+		t.Fatalf("second discard: %v", err)
+	}
+}

@@ -48,4 +48,5 @@ func RegisterWorkflows(r interface {
 	r.RegisterWorkflow(workflows.MigrationWorkflow)
 	r.RegisterWorkflow(workflows.WaveWorkflow)
 	r.RegisterWorkflow(workflows.CompareWorkflow)
+	r.RegisterWorkflow(workflows.RemoveJobDataWorkflow)
 }

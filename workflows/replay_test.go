@@ -28,6 +28,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.MigrationWorkflow)
 			r.RegisterWorkflow(workflows.WaveWorkflow)
 			r.RegisterWorkflow(workflows.CompareWorkflow)
+			r.RegisterWorkflow(workflows.RemoveJobDataWorkflow)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/ferry-migrate/ferry"
 	"github.com/ferry-migrate/ferry/activities"
 	"github.com/ferry-migrate/ferry/workflows"
@@ -172,5 +174,45 @@ func TestWaitsForOfflineHostAndFailsAfterGrace(t *testing.T) {
 	job, _ := cl.db.FindJobByID(ctx, spec2.JobID)
 	if job.State != ferry.JobFailed || !strings.Contains(job.StateReason, "offline") {
 		t.Fatalf("stored job %s %q", job.State, job.StateReason)
+	}
+}
+
+// TestRemoveJobData: after a job is cancelled, RemoveJobDataWorkflow deletes
+// its staging directory on the target and leaves the live target alone.
+func TestRemoveJobData(t *testing.T) {
+	t.Parallel()
+	cl := newCluster(t)
+	src, dst := cl.addHost("src"), cl.addHost("dst")
+	srcPath, dstPath := src.path("app"), dst.path("app")
+	makeTree(t, srcPath, 1)
+	writeFile(t, filepath.Join(dstPath, "old"), "old")
+	spec := cl.spec(src.ref(), dst.ref(), srcPath, dstPath)
+	spec.AutoStart = true
+	run := cl.start(spec)
+	cl.waitState(spec.JobID, ferry.JobReadyForCutover, time.Minute)
+	cl.mustAction(spec.JobID, workflows.UpdateCancel, ferry.JobCancelled)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	l := activities.Layout{JobID: spec.JobID, Target: dstPath}
+	if _, err := os.Stat(l.Replica()); err != nil {
+		t.Fatalf("cancel removed the replica: %v", err)
+	}
+	rm, err := cl.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "remove-" + spec.JobID, TaskQueue: cl.tq},
+		workflows.RemoveJobDataWorkflow, workflows.RemoveJobDataInput{JobID: spec.JobID, TargetHost: dst.ID, TargetPath: dstPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res activities.DiscardJobResult
+	if err := rm.Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(l.Staging()); !os.IsNotExist(err) || res.Removed != l.Staging() {
+		t.Fatalf("staging %s still there (%v), result %+v", l.Staging(), err, res)
+	}
+	if readFile(t, filepath.Join(dstPath, "old")) != "old" {
+		t.Fatal("live target touched")
 	}
 }
