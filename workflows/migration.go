@@ -182,6 +182,15 @@ func MigrationWorkflow(ctx workflow.Context, in MigrationInput) (MigrationResult
 // handler has answered.
 func (m *migration) finish(ctx workflow.Context) (MigrationResult, error) {
 	m.closed = true
+	// An action accepted just before the job ended is answered with the
+	// reason it can no longer be carried out.
+	for {
+		var a action
+		if !m.actions.ReceiveAsync(&a) {
+			break
+		}
+		m.answer(a, ferry.Errorf(ferry.ECONFLICT, "cannot %s: job is %s", a.Name, m.st.State))
+	}
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	if m.spec.CompareEvery > 0 {
 		m.deleteCompare(ctx)

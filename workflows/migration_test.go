@@ -434,3 +434,30 @@ func TestCancelDuringTestCutoverDiscardsTheCopy(t *testing.T) {
 		t.Fatalf("state %s, test path %q, calls %v", res.State, res.Status.TestPath, h.calls)
 	}
 }
+
+// TestActionRacingAFailureIsAnswered: an action that arrives at the instant
+// the mirror fails is either carried out or refused, never left waiting,
+// and the workflow completes.
+func TestActionRacingAFailureIsAnswered(t *testing.T) {
+	h := newHarness(t)
+	h.mirror = func(activities.MirrorInput) (activities.MirrorResult, error) {
+		return activities.MirrorResult{}, temporal.NewNonRetryableApplicationError("bad root", activities.ErrTypeInvalidRequest, nil)
+	}
+	h.mirrorAfter = time.Minute
+	spec := testSpec()
+	spec.AutoStart = true
+	h.at(time.Minute, UpdatePause)    // the instant the mirror fails
+	h.at(2*time.Minute, UpdateCancel) // ends the job if the pause won
+	res, err := h.run(spec)
+	r := h.reply(UpdatePause, 0)
+	switch {
+	case err != nil:
+		if !strings.Contains(err.Error(), "bad root") || (r.rejected == nil && r.err == nil) {
+			t.Fatalf("failure %v, pause reply %+v", err, r)
+		}
+	default:
+		if r.state != ferry.JobPaused || res.State != ferry.JobCancelled {
+			t.Fatalf("pause reply %+v, end %s", r, res.State)
+		}
+	}
+}
