@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"github.com/ferry-migrate/ferry"
 	"github.com/ferry-migrate/ferry/activities"
 )
@@ -41,8 +43,14 @@ func SpecFromJob(j *ferry.Job, targetAddr string) (JobSpec, error) {
 	if j.SystemProfile {
 		s.Options.Profile = "system"
 	}
+	timeout := func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return ferry.DefaultHookTimeout
+		}
+		return d
+	}
 	shell := func(name string, h ferry.Hook, must bool) activities.Hook {
-		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", h.Command}, Timeout: h.Timeout, MustSucceed: must}
+		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", h.Command}, Timeout: timeout(h.Timeout), MustSucceed: must}
 	}
 	c := j.Cutover
 	if c.PreCutoverHook.Command != "" {
@@ -50,7 +58,7 @@ func SpecFromJob(j *ferry.Job, targetAddr string) (JobSpec, error) {
 	}
 	for _, a := range c.PostCutoverActions {
 		s.PostCutover = append(s.PostCutover, activities.Hook{Name: a.Name, Command: []string{"/bin/sh", "-c", a.Command},
-			Timeout: a.Timeout, MustSucceed: a.MustSucceed})
+			Timeout: timeout(a.Timeout), MustSucceed: a.MustSucceed})
 	}
 	if c.ShutdownSource && c.ShutdownSourceHook.Command != "" {
 		h := shell("shutdown-source", c.ShutdownSourceHook, false)

@@ -31,6 +31,9 @@ func TestSpecFromJob(t *testing.T) {
 	if len(s.PreCutover) != 1 || !s.PreCutover[0].MustSucceed || s.PreCutover[0].Command[2] != "systemctl stop app" {
 		t.Fatalf("pre %+v", s.PreCutover)
 	}
+	if s.PreCutover[0].Timeout != ferry.DefaultHookTimeout {
+		t.Fatalf("pre-cutover timeout %s", s.PreCutover[0].Timeout)
+	}
 	if len(s.PostCutover) != 2 || !s.PostCutover[0].MustSucceed || s.PostCutover[1].MustSucceed || s.ShutdownSource == nil {
 		t.Fatalf("post %+v shutdown %+v", s.PostCutover, s.ShutdownSource)
 	}
