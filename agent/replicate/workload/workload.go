@@ -31,6 +31,9 @@ type Config struct {
 	// BigSize is the size of the large files written block-wise (0: 6 MiB;
 	// negative: none).
 	BigSize int64
+	// Ignore lists relative paths (e.g. a probe directory) the workload
+	// never touches.
+	Ignore []string
 	// OnOp, if set, is called after each operation with its kind.
 	OnOp func(kind string)
 }
@@ -102,6 +105,12 @@ func (s *state) scan() error {
 		}
 		rel, _ := filepath.Rel(s.cfg.Root, p)
 		if rel == "." {
+			return nil
+		}
+		if slices.Contains(s.cfg.Ignore, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		switch {
