@@ -40,9 +40,10 @@
 //	  jobs/<hash of job>/  per-job state of a receiving agent
 //	    job.json           the job id, for humans
 //	    partial/*.json     checkpoints of large files in progress (mirror)
+//	    clean              the last run completed (no temporaries left in the
+//	                       tree: a re-run keeping orphans skips the walk for them)
 //
-// A job's directory is removed when the job completes with no partial file
-// left. The data directory is always excluded from scans of a tree that
+// partial/ is removed when a run completes with no partial file left. The data directory is always excluded from scans of a tree that
 // contains it.
 //
 // # Resume

@@ -140,6 +140,27 @@ func (c *checkpoints) remove(rel string) {
 	}
 }
 
+// cleanFile marks a job whose last run on this agent completed: no
+// temporary of it can be left in the tree.
+func (c *checkpoints) cleanFile() string { return filepath.Join(filepath.Dir(c.dir), "clean") }
+
+// takeClean reports whether the previous run completed, and removes the
+// mark (a run that dies now leaves none).
+func (c *checkpoints) takeClean() bool {
+	if c.dir == "" {
+		return false
+	}
+	err := os.Remove(c.cleanFile())
+	return err == nil
+}
+
+// markClean records that this run completed with no partial file left.
+func (c *checkpoints) markClean() {
+	if c.dir != "" && len(c.all()) == 0 {
+		os.WriteFile(c.cleanFile(), nil, 0o600)
+	}
+}
+
 // tmpInUse reports whether rel is the temporary file of a checkpoint.
 func (c *checkpoints) tmpInUse(rel string) bool {
 	c.mu.Lock()

@@ -23,8 +23,10 @@ func (r *Receiver) finish(ctx context.Context) error {
 		}
 		r.applyLink(l)
 	}
-	if err := r.orphans(ctx); err != nil {
-		return err
+	if r.Job.Opts.Orphans != wire.OrphansKeep || !r.prevClean {
+		if err := r.orphans(ctx); err != nil {
+			return err
+		}
 	}
 	sort.SliceStable(r.dirs, func(i, j int) bool {
 		return strings.Count(r.dirs[i].Path, "/")+boolInt(r.dirs[i].Path != "") >
@@ -40,7 +42,8 @@ func (r *Receiver) finish(ctx context.Context) error {
 		r.fixMeta(d, cur)
 	}
 	if r.ckpt.dir != "" && len(r.ckpt.all()) == 0 {
-		os.RemoveAll(JobDir(r.DataDir, r.Job.ID))
+		os.RemoveAll(r.ckpt.dir) // the partial/ directory; the job keeps its clean mark
+		r.ckpt.markClean()
 	}
 	return nil
 }

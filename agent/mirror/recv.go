@@ -30,6 +30,9 @@ type Receiver struct {
 	root   *fsys.Root
 	stats  *statCache // the planner's
 	epoch  int        // the planner's: bumped when it removes a directory
+	// prevClean: the job's previous run here completed, so no temporary
+	// of it is left and, with orphans kept, the orphan walk can be skipped.
+	prevClean bool
 	ckpt   *checkpoints
 	filter *Filter
 
@@ -97,6 +100,7 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 	if r.ckpt, err = openCheckpoints(r.DataDir, r.Job.ID); err != nil {
 		return TargetSummary{}, err
 	}
+	r.prevClean = r.ckpt.takeClean()
 	r.plans = map[uint64]*plan{}
 	r.seen = map[string]struct{}{}
 	r.skipped = map[string]bool{}
