@@ -27,14 +27,14 @@ type Receiver struct {
 	Workers int
 	Log     *slog.Logger
 
-	root   *fsys.Root
-	stats  *statCache // the planner's
-	epoch  int        // the planner's: bumped when it removes a directory
+	root  *fsys.Root
+	stats *statCache // the planner's
+	epoch int        // the planner's: bumped when it removes a directory
 	// prevClean: the job's previous run here completed, so no temporary
 	// of it is left and, with orphans kept, the orphan walk can be skipped.
 	prevClean bool
-	ckpt   *checkpoints
-	filter *Filter
+	ckpt      *checkpoints
+	filter    *Filter
 
 	// Guarded by mu.
 	mu      sync.Mutex
