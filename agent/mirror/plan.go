@@ -241,7 +241,7 @@ func (r *Receiver) fixMeta(e *fsys.Entry, cur fsys.Entry) {
 // planFile answers for a regular file.
 func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, hashQ chan<- *plan) {
 	e := &fe.Entry
-	p := &plan{e: *e, action: wire.NeedFull, cur: cur}
+	p := &plan{e: *e, action: wire.NeedFull, cur: cur, id: fe.ID}
 	isFile := exists && cur.Type == fsys.TypeFile
 	// (A hardlinked target file is never patched in place: content is
 	// always written to a new inode and renamed, and finish re-links the
@@ -278,14 +278,9 @@ func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, has
 		r.pushNeed(wire.Need{ID: fe.ID, Action: wire.NeedFull})
 		return
 	}
-	hashQ <- withID(p, fe.ID)
+	hashQ <- p
 }
 
-// withID stores the file id in the plan for the hash pool.
-func withID(p *plan, id uint64) *plan {
-	p.id = id
-	return p
-}
 
 // hashBase computes the block hashes of a plan's base and answers NeedDelta
 // (or NeedFull when the base cannot be read).
