@@ -281,7 +281,6 @@ func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, has
 	hashQ <- p
 }
 
-
 // hashBase computes the block hashes of a plan's base and answers NeedDelta
 // (or NeedFull when the base cannot be read).
 func (r *Receiver) hashBase(p *plan, buf []byte) error {
