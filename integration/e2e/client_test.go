@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// api is a user of the public API: a bearer token on the HTTP listener.
+type api struct {
+	t     *testing.T
+	base  string
+	token string
+	hc    *http.Client
+}
+
+func newAPI(t *testing.T, base string) *api {
+	return &api{t: t, base: base, hc: &http.Client{Timeout: 60 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+}
+
+// do sends a request; it retries while the server is unreachable (it may be
+// restarting after a fault) and returns the status and body.
+func (a *api) do(method, path string, in any) (int, []byte) {
+	a.t.Helper()
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if a.token != "" {
+			req.Header.Set("Authorization", "Bearer "+a.token)
+		}
+		resp, err := a.hc.Do(req)
+		if err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusBadGateway {
+				return resp.StatusCode, data
+			}
+			err = fmt.Errorf("%d %s", resp.StatusCode, data)
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("%s %s: %v", method, path, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// call expects status want and decodes the body into out.
+func (a *api) call(method, path string, in any, want int, out any) {
+	a.t.Helper()
+	code, data := a.do(method, path, in)
+	if code != want {
+		a.t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			a.t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
+		}
+	}
+}
+
+// login signs in as user and, for a built-in account on its first login,
+// changes the password as the server demands.
+func (a *api) login(user, password string) {
+	a.t.Helper()
+	var s struct {
+		Token              string `json:"token"`
+		MustChangePassword bool   `json:"mustChangePassword"`
+	}
+	a.call("POST", "/api/v1/auth/login", map[string]string{"username": user, "password": password}, http.StatusOK, &s)
+	a.token = s.Token
+	if s.MustChangePassword {
+		a.call("POST", "/api/v1/auth/password", map[string]string{"currentPassword": password, "newPassword": password + "-E2e!9"}, http.StatusNoContent, nil)
+	}
+}
+
+// jobStatus is the part of the live status the test reads.
+type jobStatus struct {
+	State     string `json:"state"`
+	LastError string `json:"lastError"`
+	TestPath  string `json:"testPath"`
+	Progress  struct {
+		BytesDone      int64 `json:"bytesDone"`
+		BytesTotal     int64 `json:"bytesTotal"`
+		BytesSent      int64 `json:"bytesSent"`
+		FilesDone      int64 `json:"filesDone"`
+		LagMillis      int64 `json:"lagMs"`
+		BacklogRecords int64 `json:"backlogRecords"`
+		AppliedTotal   int64 `json:"appliedTotal"`
+	} `json:"progress"`
+	WaitingForHosts []struct {
+		HostID string `json:"hostId"`
+	} `json:"waitingForHosts"`
+}
+
+// follower keeps the latest status of a job from its server-sent event
+// stream, reconnecting whenever the stream breaks (a restarted server).
+type follower struct {
+	mu     sync.Mutex
+	last   jobStatus // guarded by mu
+	states []string  // guarded by mu: every state seen, in order
+	cancel context.CancelFunc
+}
+
+func (a *api) follow(jobID string) *follower {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel}
+	a.t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			f.stream(ctx, a, jobID)
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	return f
+}
+
+func (f *follower) stream(ctx context.Context, a *api, jobID string) {
+	req, err := http.NewRequestWithContext(ctx, "GET", a.base+"/api/v1/jobs/"+jobID+"/progress", nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Accept", "text/event-stream")
+	hc := &http.Client{Transport: a.hc.Transport}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var event string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data := strings.TrimSpace(strings.TrimPrefix(line, "data:"))
+			if event == "status" || event == "end" {
+				var st jobStatus
+				if json.Unmarshal([]byte(data), &st) == nil {
+					f.mu.Lock()
+					f.last = st
+					if n := len(f.states); st.State != "" && (n == 0 || f.states[n-1] != st.State) {
+						f.states = append(f.states, st.State)
+					}
+					f.mu.Unlock()
+				}
+			}
+		}
+	}
+}
+
+func (f *follower) status() jobStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// waitState waits until the job is in one of states; a failed or cancelled
+// job ends the test.
+func (f *follower) waitState(t *testing.T, timeout time.Duration, states ...string) jobStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st := f.status()
+		for _, s := range states {
+			if st.State == s {
+				return st
+			}
+		}
+		if st.State == "failed" || st.State == "cancelled" {
+			t.Fatalf("job ended %s: %s", st.State, st.LastError)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	st := f.status()
+	t.Fatalf("job still %s after %s (want %v): %+v", st.State, timeout, states, st)
+	return st
+}
