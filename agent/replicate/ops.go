@@ -160,8 +160,16 @@ func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full
 		if r.Path == "" {
 			return nil, nil
 		}
+		ops := []out{{op: wire.SyncOp{Op: wire.SyncOpDelete, Path: r.Path, Parents: sh.parents(r.Path)}}}
+		if key, ok := sh.names[r.Path]; ok && r.Op != journal.OpCreate {
+			// The change may have been written through this name into an
+			// inode other names still share: ship one of them.
+			if q, ok := sh.otherName(key, r.Path); ok {
+				ops = append(ops, sh.putOp(q, false, false))
+			}
+		}
 		sh.forget(r.Path)
-		return []out{{op: wire.SyncOp{Op: wire.SyncOpDelete, Path: r.Path, Parents: sh.parents(r.Path)}}}, nil
+		return ops, nil
 	}
 	if err != nil {
 		return nil, err
@@ -189,6 +197,10 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 		// Keep hardlink groups: link this name to a known name of the same
 		// inode, and write content through the shared inode (in place).
 		key := inoKey{e.Dev, e.Ino}
+		if len(sh.names) >= MaxLinkMap {
+			clear(sh.names)
+		}
+		sh.names[e.Path] = key
 		o.op.InPlace = true
 		o.content = true
 		q, ok := sh.links[key]
@@ -291,6 +303,12 @@ func (sh *shipper) move(from, to string) {
 			sh.links[k] = to + v[len(from):]
 		}
 	}
+	for k, v := range sh.names {
+		if k == from || strings.HasPrefix(k, from+"/") {
+			delete(sh.names, k)
+			sh.names[to+k[len(from):]] = v
+		}
+	}
 }
 
 // forget drops the caches of a deleted path.
@@ -300,6 +318,23 @@ func (sh *shipper) forget(p string) {
 			delete(sh.hashes, k)
 		}
 	}
+	delete(sh.names, p)
+}
+
+// otherName returns the entry of a current name of inode key other than
+// p, if any.
+func (sh *shipper) otherName(key inoKey, p string) (fsys.Entry, bool) {
+	if q, ok := sh.links[key]; ok && q != p {
+		if qe, err := sh.root.Lstat(q); err == nil && qe.Ino == key.ino && qe.Dev == key.dev {
+			return qe, true
+		}
+	}
+	for _, q := range sh.findLinks(fsys.Entry{Path: p, Dev: key.dev, Ino: key.ino}, 1) {
+		if qe, err := sh.root.Lstat(q); err == nil {
+			return qe, true
+		}
+	}
+	return fsys.Entry{}, false
 }
 
 // walkOps ships the whole subtree at rel: every object, then a prune of

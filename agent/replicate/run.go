@@ -43,7 +43,8 @@ func (s *Source) run(ctx context.Context) {
 		}
 		s.setState(StateSyncing)
 		if sh == nil {
-			sh = &shipper{s: s, hashes: map[string]fileHashes{}, links: map[inoKey]string{}, afterMirror: true}
+			sh = &shipper{s: s, hashes: map[string]fileHashes{}, links: map[inoKey]string{},
+				names: map[string]inoKey{}, afterMirror: true}
 		}
 		err := sh.session(ctx)
 		switch {

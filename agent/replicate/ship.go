@@ -25,9 +25,11 @@ type inoKey struct{ dev, ino uint64 }
 // are only trusted within one connection (hashes) or re-checked at use
 // (links).
 type shipper struct {
-	s           *Source
-	hashes      map[string]fileHashes
-	links       map[inoKey]string
+	s      *Source
+	hashes map[string]fileHashes
+	links  map[inoKey]string
+	// names maps shipped names of multiply linked files to their inode.
+	names       map[string]inoKey
 	afterMirror bool
 	progressed  bool
 	lim         *bwlimit.Limiter

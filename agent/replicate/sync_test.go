@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -168,7 +169,11 @@ func (r *rig) work(seed uint64, d time.Duration, mid func()) workload.Stats {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		st, err = workload.Run(ctx, workload.Config{Root: r.src, Seed: seed, Rate: 400, Duration: d})
+		rate := 400
+		if v, err := strconv.Atoi(os.Getenv("FERRY_TEST_RATE")); err == nil {
+			rate = v // heavier runs by hand
+		}
+		st, err = workload.Run(ctx, workload.Config{Root: r.src, Seed: seed, Rate: rate, Duration: d})
 	}()
 	if mid != nil {
 		time.Sleep(d / 2)
