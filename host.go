@@ -26,6 +26,9 @@ type Host struct {
 	MemoryBytes int64      `bun:"memory_bytes" json:"memoryBytes"`
 	Disks       []HostDisk `bun:"disks" json:"disks"`
 	Addresses   []string   `bun:"addresses" json:"addresses"`
+	// DataAddr is the host:port other agents reach this host's data channel
+	// on, as its agent advertises it ("" when it advertised none).
+	DataAddr string `bun:"data_addr" json:"dataAddr,omitempty"`
 
 	AgentVersion    string    `bun:"agent_version" json:"agentVersion"`
 	CertSerial      string    `bun:"cert_serial" json:"certSerial"`
@@ -87,6 +90,7 @@ func (h *Host) Validate() error {
 	fe.text("platform", h.Platform, 0, 256)
 	fe.text("arch", h.Arch, 0, 64)
 	fe.text("kernel", h.Kernel, 0, 256)
+	fe.text("dataAddr", h.DataAddr, 0, 256)
 	fe.text("agentVersion", h.AgentVersion, 0, 64)
 	fe.text("certSerial", h.CertSerial, 0, 128)
 	fe.text("certFingerprint", h.CertFingerprint, 0, 128)

@@ -93,7 +93,8 @@ type TemporalEngine struct {
 	// workflows.ControlTaskQueue).
 	TaskQueue string
 	// TargetAddr returns the data-channel address (host:port) of the job's
-	// target agent. Nil uses Hosts: the target host's first address and
+	// target agent. Nil uses Hosts: the address the target agent advertised
+	// (ferry.Host.DataAddr), else the host's first address and
 	// DefaultAgentPort.
 	TargetAddr func(ctx context.Context, job *ferry.Job) (string, error)
 	Hosts      HostFinder
@@ -130,6 +131,9 @@ func (e *TemporalEngine) targetAddr(ctx context.Context, job *ferry.Job) (string
 	h, err := e.Hosts.FindHostByID(ctx, job.TargetHostID)
 	if err != nil {
 		return "", err
+	}
+	if h.DataAddr != "" {
+		return h.DataAddr, nil
 	}
 	if len(h.Addresses) == 0 {
 		return "", ferry.Errorf(ferry.EINVALID, "target host %s reported no address", h.ID)

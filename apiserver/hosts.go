@@ -9,7 +9,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -29,7 +33,24 @@ type HostFacts struct {
 	MemoryBytes  int64            `json:"memoryBytes" minimum:"0"`
 	Disks        []ferry.HostDisk `json:"disks,omitempty" maxItems:"256"`
 	Addresses    []string         `json:"addresses,omitempty" maxItems:"64" doc:"IP addresses of the host"`
+	DataAddr     string           `json:"dataAddr,omitempty" maxLength:"256" doc:"host:port other agents reach this agent's data channel on (ferry agent --advertise)"`
 	AgentVersion string           `json:"agentVersion" minLength:"1" maxLength:"64"`
+}
+
+// validate checks what the schema cannot: DataAddr is host:port with a
+// numeric port. prefix is the facts' location in the body.
+func (f *HostFacts) validate(prefix string) error {
+	if f == nil || f.DataAddr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(f.DataAddr)
+	if err != nil || host == "" {
+		return invalidField(prefix+".dataAddr", "must be HOST:PORT")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return invalidField(prefix+".dataAddr", "must have a port from 1 to 65535")
+	}
+	return nil
 }
 
 func (f *HostFacts) apply(h *ferry.Host) {
@@ -37,6 +58,7 @@ func (f *HostFacts) apply(h *ferry.Host) {
 	h.CPUs, h.MemoryBytes, h.AgentVersion = f.CPUs, f.MemoryBytes, f.AgentVersion
 	h.Disks = nonNil(f.Disks)
 	h.Addresses = nonNil(f.Addresses)
+	h.DataAddr = f.DataAddr
 }
 
 // HostView is a host as the API shows it.
@@ -53,6 +75,7 @@ type HostView struct {
 	MemoryBytes     int64             `json:"memoryBytes"`
 	Disks           []ferry.HostDisk  `json:"disks"`
 	Addresses       []string          `json:"addresses"`
+	DataAddr        string            `json:"dataAddr,omitempty" doc:"Address of the agent's data channel"`
 	AgentVersion    string            `json:"agentVersion"`
 	TaskQueue       string            `json:"taskQueue"`
 	CertSerial      string            `json:"certSerial"`
@@ -127,6 +150,9 @@ type HeartbeatOutput struct {
 	Body struct {
 		HostID string    `json:"hostId"`
 		Time   time.Time `json:"time" doc:"Server time, for clock-skew checks"`
+		// RevokedSerials lets agents refuse revoked peers on the data
+		// channel too.
+		RevokedSerials []string `json:"revokedSerials" doc:"Hex serial numbers of revoked hosts' certificates"`
 	}
 }
 
@@ -189,7 +215,7 @@ func (s *Server) registerHosts() {
 func (s *Server) hostView(h *ferry.Host) HostView {
 	return HostView{ID: h.ID, Name: h.Name, Status: h.Status(s.now(), s.cfg.HostOfflineAfter), Hostname: h.Hostname,
 		OS: h.OS, Platform: h.Platform, Arch: h.Arch, Kernel: h.Kernel, CPUs: h.CPUs, MemoryBytes: h.MemoryBytes,
-		Disks: nonNil(h.Disks), Addresses: nonNil(h.Addresses), AgentVersion: h.AgentVersion, TaskQueue: h.TaskQueue(),
+		Disks: nonNil(h.Disks), Addresses: nonNil(h.Addresses), DataAddr: h.DataAddr, AgentVersion: h.AgentVersion, TaskQueue: h.TaskQueue(),
 		CertSerial: h.CertSerial, CertFingerprint: h.CertFingerprint, CertNotAfter: h.CertNotAfter, Metrics: h.Metrics,
 		LastSeenAt: h.LastSeenAt, RevokedAt: h.RevokedAt, CreatedAt: h.CreatedAt}
 }
@@ -273,6 +299,9 @@ func (s *Server) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, er
 	b := &in.Body
 	st := stateOf(ctx)
 	st.actor = "agent:" + b.Facts.Hostname
+	if err := b.Facts.validate("body.facts"); err != nil {
+		return nil, err
+	}
 	var csr *x509.CertificateRequest
 	if b.CSR != "" {
 		blk, _ := pem.Decode([]byte(b.CSR))
@@ -370,6 +399,9 @@ func (s *Server) heartbeat(ctx context.Context, in *HeartbeatInput) (*HeartbeatO
 	if h == nil {
 		return nil, errors.New("heartbeat without host")
 	}
+	if err := in.Body.Facts.validate("body.facts"); err != nil {
+		return nil, err
+	}
 	if in.Body.Facts != nil {
 		in.Body.Facts.apply(h)
 		if err := s.db.UpdateHost(ctx, h); err != nil {
@@ -382,6 +414,7 @@ func (s *Server) heartbeat(ctx context.Context, in *HeartbeatInput) (*HeartbeatO
 	out := &HeartbeatOutput{}
 	out.Body.HostID = h.ID
 	out.Body.Time = s.now()
+	out.Body.RevokedSerials = s.revoked.list()
 	return out, nil
 }
 
@@ -410,4 +443,41 @@ func (s *Server) AgentTLS(base *tls.Config) *tls.Config {
 		return nil
 	}
 	return c
+}
+
+// list returns the revoked certificate serials (hex), sorted, for the
+// agents' own revocation checks on the data channel.
+func (r *revocations) list() []string {
+	r.contains("") // reloads the cache when it is stale
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.serials))
+	for s := range r.serials {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// HeartbeatReply is the server's answer to a heartbeat.
+type HeartbeatReply struct {
+	HostID string
+	// Time is the server's time, for clock-skew checks.
+	Time time.Time
+	// RevokedSerials are the hex serial numbers of revoked hosts'
+	// certificates, which the agent refuses on its data channel.
+	RevokedSerials []string
+}
+
+// Heartbeat is SendHeartbeat returning the server's whole reply. Returns an
+// *APIError with status 401 when the host is unknown or revoked (or a TLS
+// handshake error when the server refuses the revoked certificate outright).
+func Heartbeat(ctx context.Context, client *http.Client, baseURL string, facts *HostFacts, m ferry.HostMetrics) (*HeartbeatReply, error) {
+	var in HeartbeatInput
+	in.Body.Facts, in.Body.Metrics = facts, m
+	var out HeartbeatOutput
+	if err := postJSON(ctx, client, strings.TrimRight(baseURL, "/")+"/api/v1/agents/heartbeat", in.Body, &out.Body); err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
+	return &HeartbeatReply{HostID: out.Body.HostID, Time: out.Body.Time, RevokedSerials: out.Body.RevokedSerials}, nil
 }

@@ -14,7 +14,7 @@ import (
 // hostColumns are the columns UpdateHost writes.
 var hostColumns = []string{
 	"name", "hostname", "os", "platform", "arch", "kernel", "cpus", "memory_bytes",
-	"disks", "addresses", "agent_version", "cert_serial", "cert_fingerprint",
+	"disks", "addresses", "data_addr", "agent_version", "cert_serial", "cert_fingerprint",
 	"cert_not_after", "updated_at",
 }
 

@@ -129,3 +129,26 @@ func TestEnrollmentTokenIsOneTime(t *testing.T) {
 		wantCode(t, db.DeleteEnrollmentToken(ctx, late.ID), ferry.ENOTFOUND)
 	})
 }
+
+func TestHostDataAddr(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *store.DB) {
+		h := &ferry.Host{Name: "data1", Hostname: "data1", DataAddr: "192.0.2.7:7780"}
+		mustNoErr(t, db.CreateHost(ctx, h))
+		got, err := db.FindHostByID(ctx, h.ID)
+		mustNoErr(t, err)
+		if got.DataAddr != "192.0.2.7:7780" {
+			t.Fatalf("created data address %q", got.DataAddr)
+		}
+		got.DataAddr = "[2001:db8::7]:7781"
+		mustNoErr(t, db.UpdateHost(ctx, got))
+		got, err = db.FindHostByID(ctx, h.ID)
+		mustNoErr(t, err)
+		if got.DataAddr != "[2001:db8::7]:7781" {
+			t.Fatalf("updated data address %q", got.DataAddr)
+		}
+		got.DataAddr = string(make([]byte, 300))
+		if err := db.UpdateHost(ctx, got); ferry.ErrorCode(err) != ferry.EINVALID {
+			t.Fatalf("300-byte data address: %v", err)
+		}
+	})
+}

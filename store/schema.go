@@ -5,6 +5,7 @@ package store
 var migrations = []migration{
 	{Version: 1, Name: "initial schema", SQL: schemaV1, Postgres: schemaV1Postgres, SQLite: schemaV1SQLite},
 	{Version: 2, Name: "metric samples", SQL: schemaV2},
+	{Version: 3, Name: "host data address", SQL: schemaV3},
 }
 
 const schemaV1 = `
@@ -274,4 +275,10 @@ CREATE TABLE metric_samples (
 );
 CREATE INDEX metric_samples_subject_name_time_idx ON metric_samples (subject, name, "time");
 CREATE INDEX metric_samples_time_idx ON metric_samples ("time");
+`
+
+// schemaV3 adds the address (host:port) other agents reach a host's data
+// channel on, as its agent advertises it.
+const schemaV3 = `
+ALTER TABLE hosts ADD COLUMN data_addr TEXT NOT NULL DEFAULT '' CONSTRAINT hosts_data_addr_check CHECK (length(data_addr) <= 256);
 `
