@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,17 +17,30 @@ import (
 func newAgentCmd() *cobra.Command {
 	var listen, dataDir, caDir string
 	var ckpt int64
+	var ctl agentControlOptions
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the per-host agent (data channel over mutual TLS 1.3)",
 		Long: `Run the per-host agent. It serves the data channel on --listen over mutually
 authenticated TLS 1.3 and keeps job checkpoints under --data-dir. With
 --ca CADIR holding a CA key (ferry ca init), the agent issues itself a
-certificate into DATADIR/identity; peers need a certificate from the same CA.`,
+certificate into DATADIR/identity; peers need a certificate from the same CA.
+
+Under a control plane, the first start enrolls the host:
+
+  ferry agent --enroll https://CONTROL:8443 --token TOKEN --ca-cert ca.crt --data-dir DIR
+
+The certificate the control plane's CA issues, the host ID and the server URL
+are kept in DATADIR/enrollment; later starts need only --data-dir. The agent
+then serves the data channel with that certificate, polls the host's Temporal
+task queue (--temporal-address, default: the enrollment URL's host, port
+7233) and heartbeats facts and metrics to the control plane. Other agents
+reach its data channel on --advertise. A revoked host's agent stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if caDir == "" {
-				return errors.New("--ca is required")
+				ctl.listen, ctl.dataDir, ctl.checkpointBytes = listen, dataDir, ckpt
+				return runControlledAgent(cmd.Context(), ctl, slog.Default(), cmd.OutOrStdout())
 			}
 			if dataDir == "" {
 				return errors.New("--data-dir is required")
@@ -57,5 +71,6 @@ certificate into DATADIR/identity; peers need a certificate from the same CA.`,
 	def, _ := strconv.ParseInt(envOr("FERRY_CHECKPOINT_BYTES", "0"), 10, 64)
 	f.Int64Var(&ckpt, "checkpoint-bytes", def, "make large files durable every N bytes (0: default 64 MiB)")
 	f.MarkHidden("checkpoint-bytes")
+	ctl.addFlags(f)
 	return cmd
 }
