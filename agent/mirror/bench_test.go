@@ -91,3 +91,20 @@ func BenchmarkNoChangeDir(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInitialDir mirrors the tree named by BENCH_SRC into a fresh
+// target per iteration.
+func BenchmarkInitialDir(b *testing.B) {
+	src := os.Getenv("BENCH_SRC")
+	if src == "" {
+		b.Skip("set BENCH_SRC to a tree")
+	}
+	data := b.TempDir()
+	for b.Loop() {
+		dst := b.TempDir()
+		res := mirrorOnceB(b, src, dst, data, Options{})
+		if res.serr != nil || res.rerr != nil {
+			b.Fatal(res.serr, res.rerr)
+		}
+	}
+}
