@@ -26,7 +26,7 @@ type out struct {
 // shortcuts that rely on the target's state (delta, hardlink to an earlier
 // name, rename without content). skipped collects paths whose records
 // were dropped because a later record of the batch renames them away.
-func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record, i int, full bool, skipped map[string]bool) error {
+func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record, i int, full bool, skipped map[string]uint64) error {
 	r := recs[i]
 	var ops []out
 	var err error
@@ -114,9 +114,9 @@ func (sh *shipper) renamedLater(recs []journal.Record, i int, p string) bool {
 }
 
 // wasSkipped reports whether p or one of its ancestors was skipped.
-func wasSkipped(skipped map[string]bool, p string) bool {
+func wasSkipped(skipped map[string]uint64, p string) bool {
 	for a := p; ; {
-		if skipped[a] {
+		if _, ok := skipped[a]; ok {
 			return true
 		}
 		i := strings.LastIndexByte(a, '/')
@@ -148,13 +148,13 @@ func (sh *shipper) parents(ps ...string) []fsys.Entry {
 }
 
 // stateOps makes the target's r.Path what the source's is now.
-func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]bool) ([]out, error) {
+func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]uint64) ([]out, error) {
 	e, err := sh.root.Lstat(r.Path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsys.ErrSymlinkInPath) || isNotDir(err) {
 		// A delete record explains the disappearance itself; any other
 		// record of a vanished path may have been renamed away since.
 		if r.Op != journal.OpDelete && sh.renamedLater(recs, i, r.Path) {
-			skipped[r.Path] = true
+			skipped[r.Path] = 0
 			return nil, nil
 		}
 		if r.Path == "" {
@@ -197,10 +197,7 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 		// Keep hardlink groups: link this name to a known name of the same
 		// inode, and write content through the shared inode (in place).
 		key := inoKey{e.Dev, e.Ino}
-		if len(sh.names) >= MaxLinkMap {
-			clear(sh.names)
-		}
-		sh.names[e.Path] = key
+		sh.addName(e.Path, key)
 		o.op.InPlace = true
 		o.content = true
 		q, ok := sh.links[key]
@@ -227,11 +224,11 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 }
 
 // renameOps moves r.From to r.Path on the target.
-func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]bool) ([]out, error) {
+func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, full bool, skipped map[string]uint64) ([]out, error) {
 	e, err := sh.root.Lstat(r.Path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsys.ErrSymlinkInPath) || isNotDir(err) {
 		if sh.renamedLater(recs, i, r.Path) {
-			skipped[r.Path] = true
+			skipped[r.Path] = 0
 		}
 		// Move it anyway: a later record says where r.Path went.
 		sh.move(r.From, r.Path)
@@ -244,9 +241,13 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 	o := out{op: wire.SyncOp{Op: wire.SyncOpRename, From: r.From, Path: r.Path, Entry: e, Parents: sh.parents(r.From, r.Path)}}
 	needContent := full || wasSkipped(skipped, r.From)
 	var moved []string // skipped descendants of From, now under Path
-	for sk := range skipped {
+	for sk, by := range skipped {
 		if sk == r.From || strings.HasPrefix(sk, r.From+"/") {
-			delete(skipped, sk)
+			// Kept until this rename is acknowledged: a replay after a
+			// reconnect must ship the same content again.
+			if by == 0 || by > r.Seq {
+				skipped[sk] = r.Seq
+			}
 			if sk != r.From {
 				moved = append(moved, r.Path+sk[len(r.From):])
 			}
@@ -303,11 +304,16 @@ func (sh *shipper) move(from, to string) {
 			sh.links[k] = to + v[len(from):]
 		}
 	}
-	for k, v := range sh.names {
+	var moved []string
+	for k := range sh.names {
 		if k == from || strings.HasPrefix(k, from+"/") {
-			delete(sh.names, k)
-			sh.names[to+k[len(from):]] = v
+			moved = append(moved, k)
 		}
+	}
+	for _, k := range moved {
+		key := sh.names[k]
+		sh.dropName(k)
+		sh.addName(to+k[len(from):], key)
 	}
 }
 
@@ -318,7 +324,39 @@ func (sh *shipper) forget(p string) {
 			delete(sh.hashes, k)
 		}
 	}
+	sh.dropName(p)
+}
+
+// addName records p as a shipped name of the multiply linked inode key.
+func (sh *shipper) addName(p string, key inoKey) {
+	if len(sh.names) >= MaxLinkMap {
+		clear(sh.names)
+		clear(sh.groups)
+	}
+	if old, ok := sh.names[p]; ok && old != key {
+		sh.dropName(p)
+	}
+	sh.names[p] = key
+	g := sh.groups[key]
+	if g == nil {
+		g = map[string]bool{}
+		sh.groups[key] = g
+	}
+	g[p] = true
+}
+
+func (sh *shipper) dropName(p string) {
+	key, ok := sh.names[p]
+	if !ok {
+		return
+	}
 	delete(sh.names, p)
+	if g := sh.groups[key]; g != nil {
+		delete(g, p)
+		if len(g) == 0 {
+			delete(sh.groups, key)
+		}
+	}
 }
 
 // otherName returns the entry of a current name of inode key other than
@@ -520,18 +558,37 @@ func (sh *shipper) findLinks(e fsys.Entry, n int) []string {
 	return found
 }
 
-// relink, in full mode, links every other name of a multiply linked file
-// to it on the target, so a group the target may have split is whole again.
-func (sh *shipper) relink(e fsys.Entry, full bool) []out {
-	if !full || e.Type != fsys.TypeFile || e.Nlink < 2 {
+// relink links every other current name of a multiply linked file to it
+// on the target, so the group there is exactly the source's, whatever
+// splits earlier failures or replays caused. Names come from the index of
+// shipped names; a directory walk (findLinks) completes it when the index
+// knows fewer names than the link count.
+func (sh *shipper) relink(e fsys.Entry, _ bool) []out {
+	if e.Type != fsys.TypeFile || e.Nlink < 2 {
 		return nil
 	}
+	key := inoKey{e.Dev, e.Ino}
+	var names []string
+	for q := range sh.groups[key] {
+		if q == e.Path {
+			continue
+		}
+		if qe, err := sh.root.Lstat(q); err == nil && qe.Ino == e.Ino && qe.Dev == e.Dev {
+			names = append(names, q)
+		} else {
+			sh.dropName(q)
+		}
+	}
+	if len(names) < int(e.Nlink)-1 {
+		names = sh.findLinks(e, int(e.Nlink)-1)
+	}
 	var ops []out
-	for _, q := range sh.findLinks(e, int(e.Nlink)-1) {
+	for _, q := range names {
 		qe, err := sh.root.Lstat(q)
 		if err != nil {
 			continue
 		}
+		sh.addName(q, key)
 		ops = append(ops, out{op: wire.SyncOp{Op: wire.SyncOpLink, Path: q, LinkTo: e.Path, Entry: qe, Parents: sh.parents(q)}})
 	}
 	return ops

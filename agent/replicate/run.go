@@ -44,7 +44,7 @@ func (s *Source) run(ctx context.Context) {
 		s.setState(StateSyncing)
 		if sh == nil {
 			sh = &shipper{s: s, hashes: map[string]fileHashes{}, links: map[inoKey]string{},
-				names: map[string]inoKey{}, afterMirror: true}
+				names: map[string]inoKey{}, groups: map[inoKey]map[string]bool{}, afterMirror: true}
 		}
 		err := sh.session(ctx)
 		switch {

@@ -30,6 +30,7 @@ type shipper struct {
 	links  map[inoKey]string
 	// names maps shipped names of multiply linked files to their inode.
 	names       map[string]inoKey
+	groups      map[inoKey]map[string]bool // the same, by inode
 	afterMirror bool
 	progressed  bool
 	lim         *bwlimit.Limiter
@@ -37,9 +38,10 @@ type shipper struct {
 	buf         []byte
 	fullSeq     uint64 // first record of the last sessions, and how often
 	fullTries   int    // a session started there
-	// skipped holds vanished paths whose records were skipped because a
+	// skipped holds vanished paths (and the seq of the rename that shipped
+	// them, 0 while none did) whose records were skipped because a
 	// later rename moves them away; that rename ships their content.
-	skipped map[string]bool
+	skipped map[string]uint64
 	peek    []journal.Record // records after the batch, for renamedLater
 	peeked  bool
 	// pendingHashes collects block hashes while a large file streams.
@@ -81,7 +83,7 @@ func (sh *shipper) session(ctx context.Context) error {
 	if sh.skipped == nil {
 		// Kept across reconnects: the records that skipped these paths may
 		// be acknowledged already, and their renames not.
-		sh.skipped = map[string]bool{}
+		sh.skipped = map[string]uint64{}
 	}
 	if sh.root == nil {
 		if sh.root, err = fsys.OpenRoot(s.cfg.Root); err != nil {
@@ -145,6 +147,14 @@ func (sh *shipper) session(ctx context.Context) error {
 		recs = journal.Coalesce(recs)
 		if len(sh.skipped) > 100_000 {
 			clear(sh.skipped) // bound it; renames then need a round trip
+		}
+		sh.mu.Lock()
+		acked := sh.ackSeq
+		sh.mu.Unlock()
+		for p, by := range sh.skipped {
+			if by != 0 && by <= acked {
+				delete(sh.skipped, p)
+			}
 		}
 		skipped := sh.skipped
 		for i := range recs {
