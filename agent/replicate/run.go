@@ -53,6 +53,12 @@ func (s *Source) run(ctx context.Context) {
 			needMirror = true
 		case errors.Is(err, errPaused):
 		default:
+			if !errors.Is(err, wire.ErrNotFound) {
+				// A cut connection or a killed target: what it applied but
+				// had not made durable is replayed, which converges; a
+				// resync once things are quiet double-checks it.
+				s.recovered.Store(true)
+			}
 			s.log.Info("sync connection ended, reconnecting", "err", err, "backoff", backoff)
 			s.setErr(err)
 			sleep(ctx, backoff)
@@ -83,6 +89,7 @@ func (s *Source) resync(ctx context.Context) error {
 			return fmt.Errorf("reset journal: %w", err)
 		}
 	}
+	s.recovered.Store(false)
 	s.setState(StateMirroring)
 	s.log.Info("sync: mirroring", "overflowed", overflowed)
 	if err := s.cfg.Mirror(ctx, ""); err != nil {
@@ -150,4 +157,25 @@ func (s *Source) startSeq(applied uint64, afterMirror bool) (uint64, error) {
 		acked = upto
 	}
 	return max(applied, acked) + 1, nil
+}
+
+// SettleTime is how long capture must be quiet, with nothing left to
+// ship, before the resync that follows a recovery.
+const SettleTime = time.Second
+
+// settledAfterRecovery reports whether a recovery (cut connection, killed
+// target) happened since the last mirror and the sync has since drained
+// and settled: then the tree is compared once more with a mirror (time
+// mode), as a safety net for anything a replay could not reconstruct.
+func (s *Source) settledAfterRecovery(sh *shipper) bool {
+	if !s.recovered.Load() {
+		return false
+	}
+	sh.mu.Lock()
+	drained := sh.ackSeq >= sh.sentSeq
+	sh.mu.Unlock()
+	s.mu.Lock()
+	quiet := time.Since(s.lastEvent) >= SettleTime
+	s.mu.Unlock()
+	return drained && quiet && s.j.Last() == s.j.Acked()
 }

@@ -134,6 +134,9 @@ func (sh *shipper) session(ctx context.Context) error {
 			if err := c.Flush(); err != nil {
 				return err
 			}
+			if s.settledAfterRecovery(sh) {
+				return fmt.Errorf("%w: check after a recovery", errRemirror)
+			}
 			wctx, wcancel := context.WithTimeout(sctx, 100*time.Millisecond)
 			err := s.j.Wait(wctx, next-1)
 			wcancel()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/capture"
@@ -82,6 +83,9 @@ type Source struct {
 	backend string
 	filter  *mirror.Filter
 
+	// recovered is set when a connection failed (not an op the target
+	// refused) since the last mirror.
+	recovered atomic.Bool
 	// remirror is signalled by the feeder when the journal overflowed.
 	remirror chan struct{}
 

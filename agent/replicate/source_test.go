@@ -103,8 +103,8 @@ func TestJournalFullRemirrors(t *testing.T) {
 	for _, d := range diffs {
 		t.Errorf("difference: %+v", d)
 	}
-	if mirrors.Load() != 2 {
-		t.Errorf("%d mirrors, want 2 (initial and resync)", mirrors.Load())
+	if mirrors.Load() < 2 {
+		t.Errorf("%d mirrors, want at least 2 (initial and resync; a second overflow may add one)", mirrors.Load())
 	}
 	st := s.Stats()
 	t.Logf("after resync: %+v", st)
