@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/agent"
+	"github.com/ferry-migrate/ferry/agent/pki"
 )
 
 // TestAgentsJoinControlPlane: two `ferry agent --enroll` processes register
@@ -63,8 +66,28 @@ func TestAgentsJoinControlPlane(t *testing.T) {
 	a.p.Stop(10 * time.Second)
 	a.restart(t)
 
-	// Revocation: b's agent learns it at its next heartbeat and stops.
+	// Revocation: b's agent learns it at its next heartbeat and stops, and
+	// a's data channel refuses b's certificate once a's heartbeat brought
+	// the revoked serials.
+	bID, err := pki.LoadIdentity(filepath.Join(b.dataDir, "enrollment"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialA := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := agent.Dial(ctx, a.listen, bID.ClientTLS())
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := dialA(); err != nil {
+		t.Fatalf("b dialing a before revocation: %v", err)
+	}
 	c.mustCall("POST", "/api/v1/hosts/"+b.hostID+"/revoke", nil, nil, http.StatusOK)
+	waitFor(t, "a's data channel refusing revoked b", 15*time.Second, func() bool { return dialA() != nil })
+	t.Logf("revoked b dialing a: %v", dialA())
 	select {
 	case <-b.p.Done():
 	case <-time.After(20 * time.Second):
