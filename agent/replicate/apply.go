@@ -271,6 +271,9 @@ func (a *applier) receive(c *wire.Conn, f *os.File) (bool, error) {
 func (a *applier) delta(c *wire.Conn, op *wire.SyncOp) error {
 	e := op.Entry
 	e.Path = op.Path
+	if op.InPlace {
+		return a.appendInPlace(c, op, e)
+	}
 	base, err := a.root.Open(op.Path)
 	if err != nil {
 		drain(c)
@@ -418,4 +421,33 @@ func joinRel(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
+}
+
+// appendInPlace appends to a large file in place: the op only adds bytes
+// past BaseSize, which the current file must have. A reader sees the file
+// grow, never a changed prefix; a crash leaves a valid shorter prefix of
+// the new content, and the record is shipped again (in full) after it.
+func (a *applier) appendInPlace(c *wire.Conn, op *wire.SyncOp, e fsys.Entry) error {
+	f, err := a.root.OpenFile(op.Path, os.O_RDWR, 0)
+	if err != nil {
+		drain(c)
+		return fmt.Errorf("%w: append base %s: %v", ErrNeedFull, op.Path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != op.BaseSize {
+		drain(c)
+		return fmt.Errorf("%w: append base %s has another size", ErrNeedFull, op.Path)
+	}
+	abandoned, err := a.receive(c, f)
+	if err != nil || abandoned {
+		if abandoned {
+			return f.Truncate(op.BaseSize)
+		}
+		return err
+	}
+	if err := f.Truncate(e.Size); err != nil {
+		return err
+	}
+	return fsys.ApplyMetaFD(f, e)
 }

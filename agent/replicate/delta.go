@@ -57,3 +57,28 @@ func verifyBlocks(f *os.File, size, blockSize int64, want, buf []byte) error {
 
 // hashOf is the block hash.
 func hashOf(b []byte) [wire.HashSize]byte { return xxh3.Hash128(b).Bytes() }
+
+// isAppend reports whether the file (size bytes, block hashes now) only
+// grew past base.size since base was shipped: every whole old block hashes
+// the same and so does the old partial last block's range.
+func isAppend(f *os.File, base fileHashes, now []byte, size int64, buf []byte) bool {
+	if size < base.size || len(base.hashes) == 0 {
+		return false
+	}
+	whole := int(base.size / BlockSize)
+	if len(now) < whole*wire.HashSize || !bytes.Equal(base.hashes[:whole*wire.HashSize], now[:whole*wire.HashSize]) {
+		return false
+	}
+	tail := base.size - int64(whole)*BlockSize
+	if tail == 0 {
+		return true
+	}
+	if len(base.hashes) < (whole+1)*wire.HashSize {
+		return false
+	}
+	if _, err := f.ReadAt(buf[:tail], int64(whole)*BlockSize); err != nil && err != io.EOF {
+		return false
+	}
+	h := hashOf(buf[:tail])
+	return bytes.Equal(h[:], base.hashes[whole*wire.HashSize:(whole+1)*wire.HashSize])
+}

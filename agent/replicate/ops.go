@@ -456,13 +456,36 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		}
 		o.op.BlockSize, o.op.Hashes = BlockSize, hashes
 	}
+	var appendFrom int64 = -1
+	if o.op.Op == wire.SyncOpDelta {
+		if base, ok := sh.hashes[o.op.Path]; ok && isAppend(f, base, hashes, size, sh.buf) {
+			// Only bytes past the old end changed: append in place.
+			appendFrom = base.size
+			o.op.InPlace, o.op.BaseSize = true, base.size
+		}
+	}
 	if err := c.WriteMsg(&o.op); err != nil {
 		return err
 	}
 	abandoned := false
 	for off, b := int64(0), 0; off < size; off, b = off+BlockSize, b+1 {
 		n := int(min(BlockSize, size-off))
-		if o.delta != nil {
+		if appendFrom >= 0 {
+			if off+int64(n) <= appendFrom {
+				continue
+			}
+			if off < appendFrom {
+				skip := int(appendFrom - off)
+				if _, err := f.ReadAt(sh.buf[:n-skip], appendFrom); err != nil && err != io.EOF {
+					abandoned = true
+					break
+				}
+				if err := c.WriteMsg(&wire.SyncChunk{Off: appendFrom, Data: sh.buf[:n-skip]}); err != nil {
+					return err
+				}
+				continue
+			}
+		} else if o.delta != nil {
 			h := hashes[b*wire.HashSize : (b+1)*wire.HashSize]
 			if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h) {
 				continue

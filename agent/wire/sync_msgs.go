@@ -207,7 +207,10 @@ type SyncOp struct {
 	// new content, to verify the patched file.
 	BlockSize int64
 	Hashes    []byte
-	Names     []string // Prune
+	// BaseSize (Delta with InPlace): the size the target's file must have;
+	// the op only appends beyond it, in place.
+	BaseSize int64
+	Names    []string // Prune
 }
 
 func (*SyncOp) Kind() Kind { return KindSyncOp }
@@ -228,6 +231,7 @@ func (m *SyncOp) Encode(e *Encoder) {
 	e.Bool(m.InPlace)
 	e.Varint(m.BlockSize)
 	e.Blob(m.Hashes)
+	e.Varint(m.BaseSize)
 	e.Strings(m.Names)
 }
 
@@ -250,6 +254,7 @@ func (m *SyncOp) Decode(d *Decoder) error {
 	m.InPlace = d.Bool()
 	m.BlockSize = d.Varint()
 	m.Hashes = append([]byte(nil), d.Blob()...)
+	m.BaseSize = d.Varint()
 	m.Names = d.Strings()
 	return d.Err()
 }
