@@ -10,38 +10,54 @@
 // records from the last acknowledged sequence number, coalesces repeated
 // writes (journal.Coalesce) and turns each record into ops built from the
 // source's CURRENT state of the path (content and full metadata through
-// fsys): a vanished path becomes a delete, a rename a rename (directories
-// too, never delete and copy), a new hardlink a link, a changed large file
-// (≥ DeltaMin) only its changed blocks (the shipper keeps the block hashes
-// of what it shipped last on the connection), OpRescan of a directory a
-// mirror of that subtree (Config.Mirror, the mirror engine's compare). A
-// record whose path vanished and is renamed away later in the same batch
-// is skipped; the rename then carries the content.
+// fsys), so re-shipping a record is always harmless:
+//
+//   - a vanished path becomes a delete, unless the record explaining its
+//     disappearance (looked for in the batch and the next journal records,
+//     waiting up to ExplainWait for capture) is a rename of it or of an
+//     ancestor: then the record is skipped and that rename carries the
+//     content (skipped paths are kept until the rename is acknowledged);
+//   - a rename is a rename on the target, directories too (never delete
+//     and copy); a directory that appears is shipped with its subtree;
+//   - a file with several links is written in place and every other known
+//     name of its inode is (re)linked to it, so hardlink groups match;
+//   - a changed large file (≥ DeltaMin) ships only its changed blocks (the
+//     shipper keeps the block hashes of what it shipped on the connection),
+//     and a pure append only the new bytes;
+//   - OpRescan of a directory runs the mirror engine on that subtree
+//     (Config.Mirror: its compare, orphans deleted) once everything before
+//     it is acknowledged.
 //
 // Every (re)start of a Source resyncs with a mirror first: changes made
 // while no capture ran are otherwise unknown. A journal that would exceed
 // its bound (target unreachable for long) puts the sync in state
-// remirror_required: the journal is reset and the tree mirrored again
-// (checksum mode of the job), so nothing is lost and the disk does not fill.
+// remirror_required: the journal is reset and the tree mirrored again, so
+// nothing is lost and the disk does not fill. After a recovery (cut
+// connection, killed target) the sync mirrors once more (time mode) when it
+// has drained and capture has been quiet for SettleTime, as a safety net.
 //
 // # Target side (ServeTarget, hosted by the agent daemon)
 //
 // Ops are applied in order through an fsys.Root (nothing outside the root,
 // no symlink followed). Regular files are written to a temporary file in
-// the destination directory and renamed over the final name (a reader never
-// sees a torn file); a delta copies the current file into the temporary
-// file (copy_file_range), patches the changed blocks, verifies every block
-// hash and renames it over. Files with several names are written in place
-// (the names must keep sharing the inode). Parent directories get their
+// the destination directory and renamed over the final name, so a reader
+// never sees a torn file; a block delta copies the current file into the
+// temporary file (copy_file_range), patches the changed blocks, verifies
+// every block hash and renames it over. Two cases write in place: files
+// with several names (the names must keep sharing the inode) and pure
+// appends to large files (the target checks the old size; readers see the
+// file grow, never a changed prefix). The target logs its temporary names
+// and removes those a killed run left. Parent directories get their
 // metadata after each op. Every AckInterval the target calls syncfs on the
 // target file system, writes the last applied sequence number to its state
 // file (fsync, rename), and acknowledges it; the source journal then drops
 // acknowledged segments. After kill -9 of either agent or a cut connection
-// the source reconnects and ships again from the target's applied number;
-// re-applying a record is harmless since ops carry current state. An op
-// the target cannot apply against its tree (a rename whose source is
+// the source reconnects and ships again from the target's applied number.
+// An op the target cannot apply against its tree (a rename whose source is
 // missing, a delta or link whose base is missing) is refused with
-// ErrNeedFull; the source reconnects and ships that record in full.
+// ErrNeedFull after acknowledging what came before; the source reconnects
+// and ships that record in full (three refusals of the same record: a
+// resync).
 //
 // # Not covered
 //
