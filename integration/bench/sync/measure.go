@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,6 +36,11 @@ func measure(sc scenario, src, dst string, d, window time.Duration) (result, err
 			return r, nil
 		}
 		if time.Since(start) >= window {
+			if ds, err := differenceList(src, dst); err == nil {
+				for _, d := range ds[:min(len(ds), 5)] {
+					fmt.Fprintf(os.Stderr, "  still different: %+v\n", d)
+				}
+			}
 			return r, nil
 		}
 		time.Sleep(250 * time.Millisecond)
