@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-migrate/ferry/agent/bwlimit"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
@@ -48,7 +49,10 @@ type Agent struct {
 	mu      sync.Mutex
 	waiting map[string]*waitingJob // receive jobs awaiting their source, by job id
 	running map[string]bool        // job ids running on this agent
-	conns   map[net.Conn]struct{}
+	// limiters are the bandwidth limiters of the jobs sending from this
+	// agent, by job id (SetLimits changes them live).
+	limiters map[string]*bwlimit.Limiter
+	conns    map[net.Conn]struct{}
 
 	wg sync.WaitGroup
 }
@@ -94,7 +98,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: listen: %w", err)
 	}
 	return &Agent{cfg: cfg, ln: ln, log: cfg.Log, waiting: map[string]*waitingJob{},
-		running: map[string]bool{}, conns: map[net.Conn]struct{}{}}, nil
+		running: map[string]bool{}, limiters: map[string]*bwlimit.Limiter{}, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Addr returns the listening address.
@@ -207,6 +211,8 @@ func (a *Agent) handle(ctx context.Context, nc net.Conn) {
 		a.attach(ctx, c, m)
 	case *wire.VerifyScan:
 		a.verify(ctx, c, m, log)
+	case *wire.SetLimits:
+		a.setLimits(c, m, log)
 	case *wire.SyncStart:
 		a.syncSource(ctx, c, m, log)
 	case *wire.SyncAttach:

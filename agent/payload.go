@@ -74,22 +74,26 @@ func (p payload) verify(transferSalt []byte, a *wire.Attach) error {
 }
 
 // install puts the payload stages on a data connection and returns the
-// transform (nil when neither compression nor a cipher is used). dialer is
-// true on the source agent.
-func (p payload) install(c *wire.Conn, transferSalt []byte, dialer bool) (*codec.Transform, error) {
-	if dialer && p.sched != nil {
-		c.SetLimiter(bwlimit.NewLimiter(p.sched, nil))
+// transform (nil when neither compression nor a cipher is used) and, on the
+// source agent (dialer true), the bandwidth limiter. The source always gets
+// a limiter, unlimited when the job has no schedule, so that SetLimits can
+// throttle a running transfer later.
+func (p payload) install(c *wire.Conn, transferSalt []byte, dialer bool) (*codec.Transform, *bwlimit.Limiter, error) {
+	var lim *bwlimit.Limiter
+	if dialer {
+		lim = bwlimit.NewLimiter(p.sched, nil)
+		c.SetLimiter(lim)
 	}
 	if p.level == codec.Off && p.cipher == seal.None {
-		return nil, nil
+		return nil, lim, nil
 	}
 	t, err := codec.NewTransform(codec.TransformConfig{Level: p.level, Cipher: p.cipher, Secret: p.secret,
 		Salt: transferSalt, Dialer: dialer, MaxFrameSize: wire.MaxDataPayload})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.SetCodec(t)
-	return t, nil
+	return t, lim, nil
 }
 
 // caps lists the payload capabilities of this build.

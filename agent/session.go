@@ -201,7 +201,7 @@ func (a *Agent) runReceive(ctx context.Context, m wire.ReceiveJob, opts wire.Job
 	if err := at.conn.Send(&wire.JobAccepted{}); err != nil {
 		return mirror.TargetSummary{}, fmt.Errorf("attach: %w", err)
 	}
-	tr, err := pl.install(at.conn, tsalt, false)
+	tr, _, err := pl.install(at.conn, tsalt, false)
 	if err != nil {
 		return mirror.TargetSummary{}, err
 	}
@@ -315,10 +315,11 @@ func (a *Agent) runSend(ctx context.Context, m wire.SendJob, onProgress func(mir
 	if _, err := wire.Expect[*wire.JobAccepted](dc); err != nil {
 		return zero, fmt.Errorf("attach to target: %w", err)
 	}
-	tr, err := pl.install(dc, tsalt, true)
+	tr, lim, err := pl.install(dc, tsalt, true)
 	if err != nil {
 		return zero, err
 	}
+	defer a.registerLimiter(m.JobID, lim)()
 	if tr != nil {
 		defer tr.Close()
 	}

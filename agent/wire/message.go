@@ -26,6 +26,8 @@ const (
 	KindManifestBatch Kind = 16
 	KindManifestEnd   Kind = 17
 	KindCancel        Kind = 18
+	KindSetLimits     Kind = 19
+	KindLimitsSet     Kind = 20
 )
 
 var kindNames = map[Kind]string{
@@ -35,6 +37,7 @@ var kindNames = map[Kind]string{
 	KindData: "Data", KindFileEnd: "FileEnd", KindSendEnd: "SendEnd",
 	KindProgress: "Progress", KindJobDone: "JobDone", KindVerifyScan: "VerifyScan",
 	KindManifestBatch: "ManifestBatch", KindManifestEnd: "ManifestEnd", KindCancel: "Cancel",
+	KindSetLimits: "SetLimits", KindLimitsSet: "LimitsSet",
 }
 
 func (k Kind) String() string {
@@ -93,6 +96,10 @@ func newMessage(k Kind) (Message, error) {
 		return new(ManifestEnd), nil
 	case KindCancel:
 		return new(Cancel), nil
+	case KindSetLimits:
+		return new(SetLimits), nil
+	case KindLimitsSet:
+		return new(LimitsSet), nil
 	}
 	if m := newSyncMessage(k); m != nil {
 		return m, nil

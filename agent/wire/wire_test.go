@@ -68,6 +68,8 @@ func messages() []Message {
 		&ManifestBatch{Entries: []ManifestEntry{{Entry: sampleEntry(), Hash: [HashSize]byte{1, 2}, LinkKey: "k", Err: "e"}}},
 		&ManifestEnd{},
 		&Cancel{},
+		&SetLimits{JobID: "j", Schedule: "Mon-Fri 08:00-18:00 10M; * 00:00-24:00 off"},
+		&LimitsSet{Schedule: "4M"},
 	}
 }
 
