@@ -163,8 +163,12 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 
 // sendErr reports err to the peer and returns it.
 func sendErr(c *wire.Conn, err error) error {
-	if errors.Is(err, ErrNeedFull) {
+	switch {
+	case errors.Is(err, ErrNeedFull):
 		err = fmt.Errorf("%w: %w", wire.ErrNotFound, err)
+	case errors.Is(err, fsys.ErrEscapes), errors.Is(err, fsys.ErrInvalidPath), errors.Is(err, fsys.ErrSymlinkInPath):
+		// A path the peer must not name.
+		err = fmt.Errorf("%w: %w", wire.ErrBadPath, err)
 	}
 	c.Send(wire.ErrorMsg(err))
 	return err
