@@ -63,7 +63,7 @@ func (s *Source) run(ctx context.Context) {
 			s.setErr(err)
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 2*time.Second)
-			if err == nil || sh.progressed {
+			if err == nil || sh.progressed.Load() {
 				backoff = 50 * time.Millisecond
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/bwlimit"
@@ -32,7 +33,7 @@ type shipper struct {
 	names       map[string]inoKey
 	groups      map[inoKey]map[string]bool // the same, by inode
 	afterMirror bool
-	progressed  bool
+	progressed  atomic.Bool // set by the ack reader
 	lim         *bwlimit.Limiter
 	root        *fsys.Root
 	buf         []byte
@@ -56,7 +57,7 @@ type shipper struct {
 // number, ship until an error, a pause or a resync.
 func (sh *shipper) session(ctx context.Context) error {
 	s := sh.s
-	sh.progressed = false
+	sh.progressed.Store(false)
 	c, applied, err := s.dialTarget(ctx)
 	if err != nil {
 		return err
@@ -206,7 +207,7 @@ func (sh *shipper) readAcks(ctx context.Context, c *wire.Conn, cancel context.Ca
 					return
 				}
 				s.acked(int64(m.Seq - prev))
-				sh.progressed = true
+				sh.progressed.Store(true)
 				s.setErr(nil)
 			}
 		case *wire.Error:
