@@ -19,18 +19,22 @@ type sizes struct {
 type datasets struct {
 	small, large            string
 	deltaBase, deltaChanged string
+	half                    string // half-compressible data (transfer scenario)
 }
 
 // datasetDirs returns the directories of complete data sets.
 func datasetDirs(cache string, sz sizes) (datasets, error) {
 	tag := fmt.Sprintf("%d-%d-%d", sz.files, sz.big, sz.delta)
 	root := filepath.Join(cache, "data-"+tag)
-	if _, err := os.Stat(filepath.Join(root, ".complete")); err != nil {
-		return datasets{}, fmt.Errorf("data sets not built: %w", err)
+	for _, m := range []string{".complete", ".complete-half"} {
+		if _, err := os.Stat(filepath.Join(root, m)); err != nil {
+			return datasets{}, fmt.Errorf("data sets not built: %w", err)
+		}
 	}
 	return datasets{
 		small: filepath.Join(root, "small"), large: filepath.Join(root, "large"),
 		deltaBase: filepath.Join(root, "delta-base"), deltaChanged: filepath.Join(root, "delta-changed"),
+		half: filepath.Join(root, "half"),
 	}, nil
 }
 
@@ -42,12 +46,19 @@ func buildDatasets(cache string, sz sizes) (datasets, error) {
 	ds := datasets{
 		small: filepath.Join(root, "small"), large: filepath.Join(root, "large"),
 		deltaBase: filepath.Join(root, "delta-base"), deltaChanged: filepath.Join(root, "delta-changed"),
+		half: filepath.Join(root, "half"),
+	}
+	// The half-compressible set came later: it has its own marker.
+	if err := buildHalf(root, ds.half, sz.big/2); err != nil {
+		return ds, err
 	}
 	marker := filepath.Join(root, ".complete")
 	if _, err := os.Stat(marker); err == nil {
 		return ds, nil
 	}
-	os.RemoveAll(root)
+	for _, d := range []string{ds.small, ds.large, ds.deltaBase, ds.deltaChanged} {
+		os.RemoveAll(d)
+	}
 	log.Printf("building data sets in %s", root)
 	rng := rand.New(rand.NewPCG(1, 2))
 	// 50,000 files of 1-8 KiB, 100 per directory, two levels.
@@ -137,4 +148,49 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o644)
+}
+
+// buildHalf writes 2 files of size bytes that zstd compresses to about half:
+// every 4 KiB block is 2 KiB of random bytes followed by 2 KiB of text
+// drawn from a small vocabulary.
+func buildHalf(root, dir string, size int64) error {
+	marker := filepath.Join(root, ".complete-half")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	os.RemoveAll(dir)
+	log.Printf("building half-compressible data in %s", dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	words := []string{"ferry ", "mirror ", "agent ", "block ", "sync ", "verify ", "cutover ", "host ", "job ", "wave "}
+	for i := range 2 {
+		f, err := os.Create(filepath.Join(dir, "half"+strconv.Itoa(i)))
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriterSize(f, 1<<20)
+		blk, text := make([]byte, 4096), make([]byte, 0, 2100)
+		for left := size; left > 0; left -= 4096 {
+			copy(blk, randBytes(rng, 2048))
+			t := text[:0]
+			for len(t) < 2048 {
+				t = append(t, words[rng.IntN(len(words))]...)
+			}
+			copy(blk[2048:], t)
+			if _, err := w.Write(blk[:min(left, 4096)]); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := w.Flush(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(marker, nil, 0o644)
 }

@@ -4,7 +4,11 @@
 // changes. It prints wall time, CPU time (user+sys of every process
 // involved), peak RSS of each process, bytes on the wire and ratios.
 //
-//	go run ./integration/bench [-quick] [-cache DIR] [-only small,large,delta]
+// The transfer scenario (issue 4) mirrors the 2 x 1 GiB set with each
+// payload cipher and with fast compression, and a half-compressible set
+// with and without balanced compression, ferry against ferry.
+//
+//	go run ./integration/bench [-quick] [-cache DIR] [-only small,large,delta,transfer]
 package main
 
 import (
@@ -74,6 +78,11 @@ func run(cache string, quick bool, only string) error {
 			r, err = env.treeScenario("large", ds.large)
 		case "delta":
 			r, err = env.deltaScenario(ds.deltaBase, ds.deltaChanged)
+		case "transfer":
+			var tr []transferRow
+			if tr, err = env.transferScenario(ds.large, ds.half); err == nil {
+				printTransferTable(os.Stdout, tr)
+			}
 		default:
 			return fmt.Errorf("unknown scenario %q", sc)
 		}

@@ -39,6 +39,8 @@ type row struct {
 	procs    []usage
 	wire     int64 // -1 when not applicable
 	note     string
+	// Ferry only: payload bytes before and after compression.
+	payload, compressed int64
 }
 
 func (r row) cpu() time.Duration {
@@ -183,13 +185,16 @@ func (b *bench) ferryRun(scenario, src, dst string, extra ...string) (row, error
 		BytesOnWire   int64 `json:"bytes_on_wire"`
 		BytesFromPeer int64 `json:"bytes_from_target"`
 		FilesSent     int64 `json:"files_sent"`
+		Payload       int64 `json:"payload_bytes"`
+		Compressed    int64 `json:"payload_bytes_compressed"`
 	}
 	if err := json.Unmarshal(out, &sum); err != nil {
 		return row{}, fmt.Errorf("ferry summary: %w: %s", err, out)
 	}
 	tool := "ferry " + strings.Join(extra, " ")
 	r := row{scenario: scenario, tool: strings.TrimSpace(tool), wall: wall, procs: []usage{su, tu, u},
-		wire: sum.BytesOnWire + sum.BytesFromPeer, note: fmt.Sprintf("%d files sent", sum.FilesSent)}
+		wire: sum.BytesOnWire + sum.BytesFromPeer, note: fmt.Sprintf("%d files sent", sum.FilesSent),
+		payload: sum.Payload, compressed: sum.Compressed}
 	log.Printf("%-16s %-22s %6.2fs", scenario, r.tool, wall.Seconds())
 	return r, nil
 }
