@@ -39,6 +39,9 @@ func newDevCmd() *cobra.Command {
   - the API server and web UI on http://127.0.0.1:8080 and https://127.0.0.1:8443
     (certificate issued by the dev certificate authority VAR-DIR/ca);
   - the control-plane worker;
+  - two local agents enrolled with the control plane, listening on
+    127.0.0.1:7781 and 127.0.0.1:7782, state under VAR-DIR/agents/{a,b}
+    (their host IDs are in the "Ferry dev is up" line);
   - the embedded SQLite database VAR-DIR/ferry.db and a local directory
     VAR-DIR/objects as object store for metadata backups.
 
@@ -117,11 +120,34 @@ func runDev(ctx context.Context, o devOptions, log *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runWorker(gctx, tc, db, log) })
+	apiUp := make(chan struct{})
 	g.Go(func() error {
-		return serveAPI(gctx, cfg, db, tc, log, func([]net.Addr) {
-			log.Info("Ferry dev is up", "ui", "http://"+o.httpListen, "https", "https://"+o.httpsListen,
-				"temporal_ui", cfg.TemporalUIURL, "state", varDir)
-		})
+		return serveAPI(gctx, cfg, db, tc, log, func([]net.Addr) { close(apiUp) })
+	})
+	// The two local agents enroll through the HTTPS API once it listens.
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-apiUp:
+		}
+		var agents []*controlledAgent
+		var hostIDs []string
+		if o.httpsListen != "" {
+			var err error
+			agents, err = startDevAgents(gctx, db, varDir, devHTTPSURL(o.httpsListen), cfg.CADir, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+			if err != nil {
+				return err
+			}
+			for _, a := range agents {
+				hostIDs = append(hostIDs, a.HostID())
+			}
+		} else {
+			log.Warn("no HTTPS listener: the local agents cannot enroll and do not start")
+		}
+		log.Info("Ferry dev is up", "ui", "http://"+o.httpListen, "https", "https://"+o.httpsListen,
+			"temporal_ui", cfg.TemporalUIURL, "state", varDir, "agent_hosts", hostIDs)
+		return runDevAgents(gctx, agents)
 	})
 	g.Go(func() error {
 		select {
