@@ -97,6 +97,9 @@ func (r *rig) start() {
 			r.mu.Lock()
 			r.last = st
 			r.mu.Unlock()
+			if st.State == replicate.StateStopped {
+				return
+			}
 		}
 	}()
 	r.waitState(replicate.StateSyncing, 30*time.Second)
@@ -121,8 +124,15 @@ func (r *rig) waitState(state string, d time.Duration) {
 
 func (r *rig) stop() {
 	if r.sess != nil {
-		r.sess.Stop()
-		<-r.ended
+		// The status reader owns the connection: ask for the stop and let
+		// it read up to the final status.
+		r.sess.Cancel()
+		select {
+		case <-r.ended:
+		case <-time.After(30 * time.Second):
+			r.t.Error("sync did not stop")
+		}
+		r.sess.Close()
 		r.sess = nil
 	}
 }

@@ -63,7 +63,6 @@ func (r *ferryRig) run(sc scenario, src, dst string, d, window time.Duration) (r
 	if err != nil {
 		return result{}, err
 	}
-	defer sess.Stop()
 	for {
 		st, err := sess.Next()
 		if err != nil {
@@ -73,12 +72,20 @@ func (r *ferryRig) run(sc scenario, src, dst string, d, window time.Duration) (r
 			break
 		}
 	}
-	go func() { // drain status reports
+	drained := make(chan struct{})
+	go func() { // drain status reports up to the final one
+		defer close(drained)
 		for {
-			if _, err := sess.Next(); err != nil {
+			st, err := sess.Next()
+			if err != nil || st.State == replicate.StateStopped {
 				return
 			}
 		}
+	}()
+	defer func() {
+		sess.Cancel()
+		<-drained
+		sess.Close()
 	}()
 	return measure(sc, src, dst, d, window)
 }
