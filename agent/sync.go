@@ -56,7 +56,7 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	src, err := replicate.StartSource(ctx, replicate.SourceConfig{JobID: m.JobID, Root: m.Root, DataDir: a.cfg.DataDir,
-		Opts: opts, TargetRoot: m.TargetRoot, Mirror: mirrorSub, Log: log,
+		Opts: opts, TargetRoot: m.TargetRoot, Mirror: mirrorSub, Log: log, JournalMaxBytes: m.JournalMaxBytes,
 		Dial: func(ctx context.Context) (*wire.Conn, error) { return Dial(ctx, m.Target, a.cfg.ClientTLS) }})
 	if err != nil {
 		fail(err)
@@ -137,6 +137,8 @@ type SyncRequest struct {
 	From  Endpoint
 	To    Endpoint
 	Opts  mirror.Options
+	// JournalMaxBytes bounds the source agent's journal (0: 1 GiB).
+	JournalMaxBytes int64
 }
 
 // SyncSession is a running sync driven by a controller connection to the
@@ -161,7 +163,7 @@ func (c *Controller) StartSync(ctx context.Context, req SyncRequest) (*SyncSessi
 		return nil, fmt.Errorf("source agent %s: %w", req.From.Addr, err)
 	}
 	err = conn.Send(&wire.SyncStart{JobID: req.JobID, Root: req.From.Path, Target: req.To.Addr,
-		TargetRoot: req.To.Path, Self: req.From.Addr, Opts: req.Opts})
+		TargetRoot: req.To.Path, Self: req.From.Addr, Opts: req.Opts, JournalMaxBytes: req.JournalMaxBytes})
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("source agent %s: %w", req.From.Addr, err)

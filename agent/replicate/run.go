@@ -53,12 +53,10 @@ func (s *Source) run(ctx context.Context) {
 			needMirror = true
 		case errors.Is(err, errPaused):
 		default:
-			if !errors.Is(err, wire.ErrNotFound) {
-				// A cut connection or a killed target: what it applied but
-				// had not made durable is replayed, which converges; a
-				// resync once things are quiet double-checks it.
-				s.recovered.Store(true)
-			}
+			// A cut connection, a killed target, or an op the target could
+			// not apply (shipped again in full): replays converge, and a
+			// resync once things are quiet double-checks it.
+			s.recovered.Store(true)
 			s.log.Info("sync connection ended, reconnecting", "err", err, "backoff", backoff)
 			s.setErr(err)
 			sleep(ctx, backoff)
@@ -90,6 +88,7 @@ func (s *Source) resync(ctx context.Context) error {
 		}
 	}
 	s.recovered.Store(false)
+	s.resyncs.Add(1)
 	s.setState(StateMirroring)
 	s.log.Info("sync: mirroring", "overflowed", overflowed)
 	if err := s.cfg.Mirror(ctx, ""); err != nil {

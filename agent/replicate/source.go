@@ -68,6 +68,9 @@ type Stats struct {
 	AppliedRate float64
 	// Backend is the capture backend ("fanotify" or "inotify").
 	Backend string
+	// Mirrors counts mirrors run by this Source (the initial one, resyncs
+	// after a recovery or an overflow; not the rescans of a subtree).
+	Mirrors int64
 	// Err is the last error (connection, mirror), cleared on success.
 	Err string
 }
@@ -86,6 +89,7 @@ type Source struct {
 	// recovered is set when a connection failed (not an op the target
 	// refused) since the last mirror.
 	recovered atomic.Bool
+	resyncs   atomic.Int64
 	// remirror is signalled by the feeder when the journal overflowed.
 	remirror chan struct{}
 
@@ -160,7 +164,8 @@ func (s *Source) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
-		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr}
+		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr,
+		Mirrors: s.resyncs.Load()}
 	if s.paused && st.State == StateSyncing {
 		st.State = StatePaused
 	}

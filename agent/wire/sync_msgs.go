@@ -64,6 +64,9 @@ type SyncStart struct {
 	TargetRoot string // absolute path on the target host
 	Self       string // host:port under which the source agent is reachable (for its mirrors)
 	Opts       JobOptions
+	// JournalMaxBytes bounds the source's journal on disk (0: the default,
+	// 1 GiB); beyond it the sync resyncs with a mirror.
+	JournalMaxBytes int64
 }
 
 func (*SyncStart) Kind() Kind { return KindSyncStart }
@@ -75,6 +78,7 @@ func (m *SyncStart) Encode(e *Encoder) {
 	e.String(m.TargetRoot)
 	e.String(m.Self)
 	m.Opts.encode(e)
+	e.Varint(m.JournalMaxBytes)
 }
 
 func (m *SyncStart) Decode(d *Decoder) error {
@@ -84,6 +88,7 @@ func (m *SyncStart) Decode(d *Decoder) error {
 	m.TargetRoot = d.String()
 	m.Self = d.String()
 	m.Opts.decode(d)
+	m.JournalMaxBytes = d.Varint()
 	return d.Err()
 }
 

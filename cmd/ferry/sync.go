@@ -37,6 +37,7 @@ func lineOf(st wire.SyncStatus) syncLine {
 func newSyncCmd() *cobra.Command {
 	var tf transferFlags
 	var checksum, bwlimit, jobID string
+	var journalMax int64
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Mirror a tree, then keep the target current until interrupted",
@@ -60,7 +61,7 @@ source agent goes away the command reconnects until interrupted.`,
 			if err := mirror.Normalize(&opts); err != nil {
 				return err
 			}
-			req := agent.SyncRequest{JobID: jobID, From: from, To: to, Opts: opts}
+			req := agent.SyncRequest{JobID: jobID, From: from, To: to, Opts: opts, JournalMaxBytes: journalMax << 20}
 			return runSync(cmd.Context(), ctl, req, cmd.OutOrStdout(), cmd.ErrOrStderr(), tf.json)
 		},
 	}
@@ -69,6 +70,7 @@ source agent goes away the command reconnects until interrupted.`,
 	f.StringVar(&checksum, "checksum", wire.ChecksumTime, "mirror and resync mode: strict or time")
 	f.StringVar(&bwlimit, "bwlimit", "off", "bandwidth: a rate (4M = 4 MiB/s) or a schedule (see ferry mirror --help)")
 	f.StringVar(&jobID, "job", "", "job id (default: derived from --from and --to)")
+	f.Int64Var(&journalMax, "journal-max", 1024, "MiB the source agent's journal may use; beyond it the sync resyncs with a mirror (state remirror_required)")
 	return cmd
 }
 
