@@ -17,6 +17,7 @@ type controlConfig struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TemporalUIURL     string
+	TaskQueue         string
 
 	HTTPListen  string
 	HTTPSListen string
@@ -47,6 +48,8 @@ func (c *controlConfig) addCoreFlags(fs *pflag.FlagSet, defDSN, defCA string) {
 		"database: postgres://user:pass@host:5432/db?sslmode=… for PostgreSQL, or sqlite:PATH for the embedded SQLite file")
 	fs.StringVar(&c.TemporalAddress, "temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", "default", "Temporal namespace")
+	fs.StringVar(&c.TaskQueue, "task-queue", "ferry-control",
+		"Temporal task queue of the control plane's workflows; server and workers of one installation must agree")
 	fs.StringVar(&c.TemporalUIURL, "temporal-ui-url", "http://127.0.0.1:8233", "Temporal web UI base URL, linked from jobs")
 	fs.StringVar(&c.CADir, "ca-dir", defCA, "directory of the control plane's certificate authority that issues agent certificates (created if missing)")
 }
@@ -78,6 +81,9 @@ func (c *controlConfig) validateCore() error {
 	}
 	if err := validateHostPort(c.TemporalAddress, false); err != nil {
 		return settingError("temporal-address", err)
+	}
+	if strings.TrimSpace(c.TaskQueue) == "" {
+		return settingError("task-queue", fmt.Errorf("must not be empty"))
 	}
 	if strings.TrimSpace(c.TemporalNamespace) == "" {
 		return settingError("temporal-namespace", fmt.Errorf("must not be empty"))

@@ -80,6 +80,7 @@ func runDev(ctx context.Context, o devOptions, log *slog.Logger) error {
 		DatabaseDSN:       "sqlite:" + filepath.Join(varDir, "ferry.db"),
 		TemporalAddress:   fmt.Sprintf("127.0.0.1:%d", o.temporalPort),
 		TemporalNamespace: "default",
+		TaskQueue:         "ferry-control",
 		TemporalUIURL:     fmt.Sprintf("http://127.0.0.1:%d", o.temporalUIPort),
 		HTTPListen:        o.httpListen,
 		HTTPSListen:       o.httpsListen,
@@ -119,7 +120,7 @@ func runDev(ctx context.Context, o devOptions, log *slog.Logger) error {
 	defer tc.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runWorker(gctx, tc, db, log) })
+	g.Go(func() error { return runWorker(gctx, tc, db, cfg.TaskQueue, log) })
 	apiUp := make(chan struct{})
 	g.Go(func() error {
 		return serveAPI(gctx, cfg, db, tc, log, func([]net.Addr) { close(apiUp) })

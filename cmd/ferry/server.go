@@ -165,7 +165,7 @@ func serveAPI(ctx context.Context, cfg controlConfig, db *store.DB, tc client.Cl
 		Logger:            log,
 		DB:                db,
 		CA:                ca,
-		Engine:            &apiserver.TemporalEngine{Client: tc, Hosts: db},
+		Engine:            &apiserver.TemporalEngine{Client: tc, Hosts: db, TaskQueue: cfg.TaskQueue},
 		TemporalUIURL:     cfg.TemporalUIURL,
 		TemporalNamespace: cfg.TemporalNamespace,
 		Ready: map[string]apiserver.Pinger{

@@ -39,7 +39,7 @@ metadata backups. Run as many as you like; Temporal spreads the work.`,
 				return err
 			}
 			defer tc.Close()
-			return runWorker(ctx, tc, db, log)
+			return runWorker(ctx, tc, db, cfg.TaskQueue, log)
 		},
 	}
 	cfg.addCoreFlags(cmd.Flags(), "sqlite:var/ferry.db", "")
@@ -47,9 +47,10 @@ metadata backups. Run as many as you like; Temporal spreads the work.`,
 }
 
 // runWorker runs the control-plane worker until ctx ends.
-func runWorker(ctx context.Context, tc client.Client, db *store.DB, log *slog.Logger) error {
+func runWorker(ctx context.Context, tc client.Client, db *store.DB, taskQueue string, log *slog.Logger) error {
 	w, err := worker.New(worker.Config{
-		Client:     tc,
+		Client:    tc,
+		TaskQueue: taskQueue,
 		Controller: &activities.Controller{
 			Settings:  db,
 			Events:    db,
@@ -63,9 +64,8 @@ func runWorker(ctx context.Context, tc client.Client, db *store.DB, log *slog.Lo
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	log.Info("control-plane worker polling", "task_queue", "ferry-control")
+	log.Info("control-plane worker polling", "task_queue", taskQueue)
 	<-ctx.Done()
 	w.Stop()
 	return nil
 }
-

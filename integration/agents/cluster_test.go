@@ -80,11 +80,15 @@ func newCluster(t *testing.T) *cluster {
 	caDir := filepath.Join(c.dir, "ca")
 	c.caCert = filepath.Join(caDir, "ca.crt")
 	creds := filepath.Join(c.dir, "initial-credentials")
+	// Its own control task queue: other test packages may share this Temporal.
+	queue := "ferry-control-" + filepath.Base(c.dir)
 	srv := &proc{t: t, bin: c.bin, args: []string{"server", "--database-dsn", c.dsn, "--http-listen", "",
-		"--https-listen", httpsAddr, "--ca-dir", caDir, "--temporal-address", c.temporal, "--initial-credentials", creds}}
+		"--https-listen", httpsAddr, "--ca-dir", caDir, "--temporal-address", c.temporal, "--initial-credentials", creds,
+		"--task-queue", queue}}
 	srv.start()
 	c.waitHTTPS(srv)
-	c.worker = &proc{t: t, bin: c.bin, args: []string{"worker", "--database-dsn", c.dsn, "--temporal-address", c.temporal}}
+	c.worker = &proc{t: t, bin: c.bin, args: []string{"worker", "--database-dsn", c.dsn, "--temporal-address", c.temporal,
+		"--task-queue", queue}}
 	c.worker.start()
 	c.loginAdmin(creds)
 	return c

@@ -54,6 +54,7 @@ func TestBinaryServerAndCLI(t *testing.T) {
 	l.Close()
 	dir := t.TempDir()
 	harness.Start(t, nil, bin, "server", "--database-dsn", dsn, "--http-listen", addr, "--temporal-address", temporal,
+		"--task-queue", "ferry-control-"+filepath.Base(dir),
 		"--ca-dir", filepath.Join(dir, "ca"))
 	url := "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)
