@@ -178,7 +178,8 @@ func (a *Agent) handle(ctx context.Context, nc net.Conn) {
 		untrack()
 		nc.Close()
 	}()
-	tc := tls.Server(nc, a.cfg.ServerTLS)
+	rb := newRecordBuffer(nc)
+	tc := tls.Server(rb, a.cfg.ServerTLS)
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := tc.HandshakeContext(hctx)
 	cancel()
@@ -186,7 +187,9 @@ func (a *Agent) handle(ctx context.Context, nc net.Conn) {
 		a.log.Warn("agent: TLS handshake refused", "remote", nc.RemoteAddr().String(), "err", err)
 		return
 	}
+	rb.enable()
 	c := wire.NewConn(tc)
+	c.SetTransportFlush(rb.Flush)
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	peer, err := c.Handshake(hello(wire.RoleAgent))
 	if err != nil {

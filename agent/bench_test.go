@@ -30,3 +30,38 @@ func BenchmarkAgentLargeFile(b *testing.B) {
 		os.RemoveAll(dst)
 	}
 }
+
+// BenchmarkAgentTree mirrors the tree named by FERRY_BENCH_TREE between two
+// in-process agents over mutual TLS (initial: into a fresh target each
+// iteration; no-change: again into the same target, time mode). For
+// profiling the real data sets: go test -bench AgentTree -cpuprofile.
+func BenchmarkAgentTree(b *testing.B) {
+	src := os.Getenv("FERRY_BENCH_TREE")
+	if src == "" {
+		b.Skip("needs FERRY_BENCH_TREE, a directory to mirror")
+	}
+	ca := newCA(b)
+	env := &testEnv{ca: ca, src: startAgent(b, ca, "src", 0), dst: startAgent(b, ca, "dst", 0), ctl: controllerFor(b, ca)}
+	b.Run("initial", func(b *testing.B) {
+		for b.Loop() {
+			dst := filepath.Join(b.TempDir(), "dst")
+			if _, err := env.mirror(b, src, dst, mirror.Options{}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			os.RemoveAll(dst)
+			b.StartTimer()
+		}
+	})
+	b.Run("nochange", func(b *testing.B) {
+		dst := filepath.Join(b.TempDir(), "dst")
+		if _, err := env.mirror(b, src, dst, mirror.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := env.mirror(b, src, dst, mirror.Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

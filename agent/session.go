@@ -374,14 +374,17 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*wire.Conn, error)
 		return nil, err
 	}
 	tuneTCP(nc)
-	tc := tls.Client(nc, cfg)
+	rb := newRecordBuffer(nc)
+	tc := tls.Client(rb, cfg)
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}
+	rb.enable()
 	c := wire.NewConn(tc)
+	c.SetTransportFlush(rb.Flush)
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.Handshake(hello(wire.RoleAgent)); err != nil {
 		nc.Close()

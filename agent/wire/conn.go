@@ -52,6 +52,8 @@ type Conn struct {
 	decoBuf []byte
 
 	limiter Limiter
+	// lowerFlush flushes a buffer beneath nc (guarded by wmu); nil if none.
+	lowerFlush func() error
 }
 
 // NewConn wraps nc. Buffer sizes are generous for bulk transfer.
@@ -74,6 +76,27 @@ func (c *Conn) SetCodec(fc FrameCodec) {
 	c.codec = fc
 	c.wmu.Unlock()
 	c.dcodec = fc
+}
+
+// SetTransportFlush tells the Conn that nc writes into a buffer of its own
+// (e.g. one gathering TLS records into large socket writes) and how to
+// flush it: Send and Flush call f after flushing the Conn's buffer. Call
+// before the Conn is used concurrently.
+func (c *Conn) SetTransportFlush(f func() error) {
+	c.wmu.Lock()
+	c.lowerFlush = f
+	c.wmu.Unlock()
+}
+
+// flushLocked flushes the write buffer and the transport's.
+func (c *Conn) flushLocked() error {
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	if c.lowerFlush != nil {
+		return c.lowerFlush()
+	}
+	return nil
 }
 
 // SetLimiter installs a bandwidth limiter for outgoing Data payloads.
@@ -105,14 +128,14 @@ func (c *Conn) Send(m Message) error {
 	if err := c.writeLocked(m); err != nil {
 		return err
 	}
-	return c.bw.Flush()
+	return c.flushLocked()
 }
 
 // Flush sends buffered messages.
 func (c *Conn) Flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.bw.Flush()
+	return c.flushLocked()
 }
 
 func (c *Conn) writeLocked(m Message) error {
