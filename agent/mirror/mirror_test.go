@@ -79,3 +79,27 @@ func TestDeltaSendsOnlyChangedBlocks(t *testing.T) {
 		t.Logf("%s delta: %d bytes on wire, %d content bytes", mode, sum.BytesOnWire, sum.BytesSent)
 	}
 }
+
+// TestPrefetchKnowsAbsentDirectories: files under a directory the target
+// lacks (or holds as a file) are planned as absent without a stat, while
+// files under an existing directory are still found up to date.
+func TestPrefetchKnowsAbsentDirectories(t *testing.T) {
+	src, dst, data := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{"keep", "new", "wasfile", "new/sub"} {
+		for i := range 80 {
+			writeFile(t, filepath.Join(src, d, "f"+string(rune('a'+i%26))+string(rune('a'+i/26))), randBytes(uint64(i), 50+i))
+		}
+	}
+	opts := Options{Checksum: wire.ChecksumTime}
+	// Then the target keeps keep/ and holds a regular file named wasfile.
+	mustMirror(t, src, dst, data, opts)
+	writeFile(t, filepath.Join(dst, "wasfile.tmp"), []byte("x"))
+	os.RemoveAll(filepath.Join(dst, "new"))
+	os.RemoveAll(filepath.Join(dst, "wasfile"))
+	os.Rename(filepath.Join(dst, "wasfile.tmp"), filepath.Join(dst, "wasfile"))
+	sum := mustMirror(t, src, dst, data, opts)
+	mustIdentical(t, src, dst, opts)
+	if sum.FilesUpToDate != 80 || sum.FilesSent != 240 {
+		t.Errorf("up to date %d, sent %d; want 80 (keep/) and 240 (new/, new/sub/, wasfile/)", sum.FilesUpToDate, sum.FilesSent)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"sync"
@@ -89,11 +90,17 @@ type statResult struct {
 // prefetch stats the regular files of a batch in parallel (the stat calls
 // dominate a no-change run). A result is used only while r.epoch, bumped
 // whenever planning removes or replaces a directory, is unchanged.
+//
+// Files in a directory that does not exist on the target (one the planner
+// created in this run, or a directory of this batch that is absent or not
+// a directory, which planning will create) are known to be absent without
+// a call: on an initial mirror that saves one failing Lstat per file.
 func (r *Receiver) prefetch(batch []wire.FileEntry) []statResult {
 	if len(batch) < 64 {
 		return nil
 	}
 	out := make([]statResult, len(batch))
+	absent := r.absentDirs(batch)
 	const workers = 3
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -108,6 +115,11 @@ func (r *Receiver) prefetch(batch []wire.FileEntry) []statResult {
 				if _, err := fsys.CleanRel(fe.Path); err != nil {
 					continue
 				}
+				if dir, _ := splitRel(fe.Path); absent[dir] || r.created[dir] {
+					out[i] = statResult{err: &os.PathError{Op: "lstat", Path: fe.Path, Err: fs.ErrNotExist},
+						ok: true, epoch: r.epoch}
+					continue
+				}
 				cur, err := sc.lstat(fe.Path)
 				out[i] = statResult{cur: cur, err: err, ok: true, epoch: r.epoch}
 			}
@@ -115,6 +127,31 @@ func (r *Receiver) prefetch(batch []wire.FileEntry) []statResult {
 	}
 	wg.Wait()
 	return out
+}
+
+// absentDirs returns the batch's directories under which the target holds
+// nothing: those that do not exist on the target as directories, or lie
+// under such a one or under one the planner created (r.created, which
+// prefetch consults too).
+func (r *Receiver) absentDirs(batch []wire.FileEntry) map[string]bool {
+	absent := map[string]bool{}
+	for i := range batch {
+		fe := &batch[i]
+		if fe.Type != fsys.TypeDir || fe.LinkTo != "" || fe.Path == "" || absent[fe.Path] || r.created[fe.Path] {
+			continue
+		}
+		if _, err := fsys.CleanRel(fe.Path); err != nil {
+			continue
+		}
+		if parent, _ := splitRel(fe.Path); parent != "" && (absent[parent] || r.created[parent]) {
+			absent[fe.Path] = true
+			continue
+		}
+		if cur, err := r.stats.lstat(fe.Path); errors.Is(err, errNotExist) || err == nil && cur.Type != fsys.TypeDir {
+			absent[fe.Path] = true
+		}
+	}
+	return absent
 }
 
 // planEntry handles one entry. Only an invalid path is fatal.
@@ -184,6 +221,7 @@ func (r *Receiver) planDir(e *fsys.Entry, cur fsys.Entry, exists bool) {
 			r.objErr(e.Path, err)
 			return
 		}
+		r.created[e.Path] = true
 	}
 	r.mu.Lock()
 	r.dirs = append(r.dirs, *e)

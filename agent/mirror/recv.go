@@ -30,6 +30,11 @@ type Receiver struct {
 	root  *fsys.Root
 	stats *statCache // the planner's
 	epoch int        // the planner's: bumped when it removes a directory
+	// created holds the directories the planner made in this run: nothing
+	// is inside them but what the planner puts there, so their regular
+	// files need no Lstat (the planner's; read by prefetch while the
+	// planner waits for it).
+	created map[string]bool
 	// prevClean: the job's previous run here completed, so no temporary
 	// of it is left and, with orphans kept, the orphan walk can be skipped.
 	prevClean bool
@@ -102,6 +107,7 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 	}
 	r.prevClean = r.ckpt.takeClean()
 	r.plans = map[uint64]*plan{}
+	r.created = map[string]bool{}
 	r.seen = map[string]struct{}{}
 	r.skipped = map[string]bool{}
 
