@@ -72,7 +72,7 @@ func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record
 
 // ExplainWait bounds how long the shipper waits for the record that
 // explains a vanished path (capture may lag the shipper's stat).
-const ExplainWait = 100 * time.Millisecond
+const ExplainWait = 25 * time.Millisecond
 
 // renamedLater reports whether a vanished p was renamed away (p or an
 // ancestor is the From of a later record): then that rename ships the
