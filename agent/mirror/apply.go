@@ -102,6 +102,10 @@ func (a *applier) data(ctx context.Context, m *wire.Data) error {
 			it.data, it.frame = m.Payload, buf
 			return a.queue(ctx, it)
 		}
+		// A codec's output: copy it into a pooled buffer, not a fresh one.
+		it.data = a.r.Conn.CopyPayload(m)
+		it.frame = it.data
+		return a.queue(ctx, it)
 	}
 	it.data = append([]byte(nil), m.Payload...)
 	return a.queue(ctx, it)

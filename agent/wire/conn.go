@@ -294,8 +294,20 @@ func (c *Conn) DetachPayload(d *Data) ([]byte, bool) {
 	return b, true
 }
 
-// Recycle returns a buffer obtained from DetachPayload for reuse. Safe to
-// call from any goroutine.
+// CopyPayload returns a copy of d's payload in a buffer of the Conn's
+// pool (DetachPayload's, when that cannot detach: a codec produced the
+// payload), sparing a fresh allocation per frame. Hand it back with
+// Recycle when done.
+func (c *Conn) CopyPayload(d *Data) []byte {
+	var b []byte
+	if p, ok := c.rpool.Get().(*[]byte); ok {
+		b = *p
+	}
+	return append(b[:0], d.Payload...)
+}
+
+// Recycle returns a buffer obtained from DetachPayload or CopyPayload for
+// reuse. Safe to call from any goroutine.
 func (c *Conn) Recycle(b []byte) {
 	if cap(b) > 0 {
 		b = b[:0]

@@ -26,7 +26,7 @@ type datasets struct {
 func datasetDirs(cache string, sz sizes) (datasets, error) {
 	tag := fmt.Sprintf("%d-%d-%d", sz.files, sz.big, sz.delta)
 	root := filepath.Join(cache, "data-"+tag)
-	for _, m := range []string{".complete", ".complete-half"} {
+	for _, m := range []string{".complete", ".complete-half2"} {
 		if _, err := os.Stat(filepath.Join(root, m)); err != nil {
 			return datasets{}, fmt.Errorf("data sets not built: %w", err)
 		}
@@ -151,10 +151,10 @@ func copyFile(src, dst string) error {
 }
 
 // buildHalf writes 2 files of size bytes that zstd compresses to about half:
-// every 4 KiB block is 2 KiB of random bytes followed by 2 KiB of text
-// drawn from a small vocabulary.
+// every 4 KiB block is 2 KiB of random bytes followed by 2 KiB of log
+// lines (a timestamp, a host, a message from a small set, a counter).
 func buildHalf(root, dir string, size int64) error {
-	marker := filepath.Join(root, ".complete-half")
+	marker := filepath.Join(root, ".complete-half2")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
@@ -164,19 +164,22 @@ func buildHalf(root, dir string, size int64) error {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	words := []string{"ferry ", "mirror ", "agent ", "block ", "sync ", "verify ", "cutover ", "host ", "job ", "wave "}
+	msgs := []string{"mirror job started", "block verified", "sync batch applied", "checkpoint recorded", "peer connected"}
+	seq := 0
 	for i := range 2 {
 		f, err := os.Create(filepath.Join(dir, "half"+strconv.Itoa(i)))
 		if err != nil {
 			return err
 		}
 		w := bufio.NewWriterSize(f, 1<<20)
-		blk, text := make([]byte, 4096), make([]byte, 0, 2100)
+		blk, text := make([]byte, 4096), make([]byte, 0, 2200)
 		for left := size; left > 0; left -= 4096 {
 			copy(blk, randBytes(rng, 2048))
 			t := text[:0]
 			for len(t) < 2048 {
-				t = append(t, words[rng.IntN(len(words))]...)
+				seq++
+				t = fmt.Appendf(t, "2026-11-25T12:%02d:%02d.%03dZ host-%d ferry[%d]: %s seq=%d\n",
+					seq/60000%60, seq/1000%60, seq%1000, rng.IntN(4), 4242, msgs[rng.IntN(len(msgs))], seq)
 			}
 			copy(blk[2048:], t)
 			if _, err := w.Write(blk[:min(left, 4096)]); err != nil {
