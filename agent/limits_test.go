@@ -123,3 +123,28 @@ func TestSetBandwidthAppliesToRunningTransfer(t *testing.T) {
 		t.Errorf("SetBandwidth after the job ended: err = %v, want ErrUnknownJob", err)
 	}
 }
+
+// TestVerifyChecksPayloadOptions: verify refuses the payload options a
+// mirror refuses (a short key, an unknown level) and accepts good ones.
+func TestVerifyChecksPayloadOptions(t *testing.T) {
+	env := newEnv(t)
+	src, dst := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	good := mirror.Options{Encrypt: "aes", Compress: "fast", Key: []byte("0123456789abcdef0123")}
+	if _, err := env.mirror(t, src, dst, good); err != nil {
+		t.Fatal(err)
+	}
+	if d := env.verify(t, src, dst, good); len(d) != 0 {
+		t.Fatalf("identical trees reported different: %+v", d)
+	}
+	from, to := env.endpoints(src, dst)
+	ctx := context.Background()
+	_, err := env.ctl.Verify(ctx, from, to, mirror.Options{Encrypt: "aes", Key: []byte("short")})
+	if !errors.Is(err, wire.ErrPermission) {
+		t.Errorf("short key: err = %v, want ErrPermission", err)
+	}
+	_, err = env.ctl.Verify(ctx, from, to, mirror.Options{Compress: "ludicrous"})
+	if err == nil {
+		t.Error("unknown compression level accepted")
+	}
+}

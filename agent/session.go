@@ -339,8 +339,13 @@ func (a *Agent) runSend(ctx context.Context, m wire.SendJob, onProgress func(mir
 	return sum, nil
 }
 
-// verify streams the manifest of a tree.
+// verify streams the manifest of a tree. Payload options are checked as a
+// mirror checks them (a bad level or cipher, or a short key, is refused).
 func (a *Agent) verify(ctx context.Context, c *wire.Conn, m *wire.VerifyScan, log *slog.Logger) {
+	if _, err := parsePayload(m.Opts); err != nil {
+		c.Send(wire.ErrorMsg(err))
+		return
+	}
 	if err := checkRoot(m.Root, false); err != nil {
 		c.Send(wire.ErrorMsg(err))
 		return

@@ -26,6 +26,9 @@ type transferFlags struct {
 	profile         string
 	mounts          []string
 	json            bool
+	// Payload options: mirror applies them to Data frames; verify sends
+	// them too, so that both commands accept and refuse the same flags.
+	compress, encrypt, keyFile string
 }
 
 func (t *transferFlags) add(cmd *cobra.Command) {
@@ -37,6 +40,28 @@ func (t *transferFlags) add(cmd *cobra.Command) {
 	f.StringVar(&t.profile, "profile", "", "built-in profile: system (leaves out /proc, /sys, /dev, /run, /tmp, other mounts, swap files)")
 	f.StringArrayVar(&t.mounts, "mount", nil, "with --profile system: a mount point to include (repeatable)")
 	f.BoolVar(&t.json, "json", false, "print a machine-readable JSON result on stdout")
+	f.StringVar(&t.compress, "compress", "off", "payload compression: off, fast, balanced, normal, extreme (zstd; incompressible frames go raw)")
+	f.StringVar(&t.encrypt, "encrypt", "none", "payload encryption on top of TLS: none, aes (AES-256-GCM), sm4 (SM4-GCM)")
+	f.StringVar(&t.keyFile, "key-file", "", "with --encrypt: file holding the job's secret (at least 16 bytes)")
+}
+
+// payload sets the payload options of opts from the flags, reading the key
+// file when --encrypt is set. Errors: --encrypt without --key-file, or an
+// unreadable or short key file (the error never contains the key).
+func (t *transferFlags) payload(opts *mirror.Options) error {
+	opts.Compress, opts.Encrypt = t.compress, t.encrypt
+	if t.encrypt == "" || t.encrypt == "none" {
+		return nil
+	}
+	if t.keyFile == "" {
+		return errors.New("--encrypt needs --key-file")
+	}
+	key, err := seal.ReadKeyFile(t.keyFile)
+	if err != nil {
+		return err
+	}
+	opts.Key = key
+	return nil
 }
 
 // controller loads the CLI's identity and parses the endpoints.
@@ -64,7 +89,7 @@ func (t *transferFlags) controller() (*agent.Controller, agent.Endpoint, agent.E
 func newMirrorCmd() *cobra.Command {
 	var tf transferFlags
 	var checksum, onError, orphans, jobID string
-	var compress, encrypt, keyFile, bwlimit string
+	var bwlimit string
 	cmd := &cobra.Command{
 		Use:   "mirror",
 		Short: "Mirror a file tree from one agent's host to another's",
@@ -82,16 +107,9 @@ Exit status: 0 when everything was mirrored, 2 when some objects were skipped
 				return err
 			}
 			opts := mirror.Options{Checksum: checksum, Excludes: tf.excludes, OnError: onError,
-				Profile: tf.profile, Mounts: tf.mounts, Compress: compress, Encrypt: encrypt, BWLimit: bwlimit}
-			if encrypt != "" && encrypt != "none" {
-				if keyFile == "" {
-					return errors.New("--encrypt needs --key-file")
-				}
-				key, err := seal.ReadKeyFile(keyFile)
-				if err != nil {
-					return err
-				}
-				opts.Key = key
+				Profile: tf.profile, Mounts: tf.mounts, BWLimit: bwlimit}
+			if err := tf.payload(&opts); err != nil {
+				return err
 			}
 			if opts.Orphans, opts.OrphanDir, err = mirror.ParseOrphans(orphans); err != nil {
 				return err
@@ -133,9 +151,6 @@ Exit status: 0 when everything was mirrored, 2 when some objects were skipped
 	f.StringVar(&checksum, "checksum", wire.ChecksumTime, "strict (compare block hashes of every file) or time (size+mtime, strict when they differ)")
 	f.StringVar(&onError, "on-error", wire.OnErrorStop, "unreadable source file: stop, or skip (listed in the summary)")
 	f.StringVar(&orphans, "orphans", wire.OrphansKeep, "files only on the target: keep, delete, or move:DIR (DIR relative to the target root)")
-	f.StringVar(&compress, "compress", "off", "payload compression: off, fast, balanced, normal, extreme (zstd; incompressible frames go raw)")
-	f.StringVar(&encrypt, "encrypt", "none", "payload encryption on top of TLS: none, aes (AES-256-GCM), sm4 (SM4-GCM)")
-	f.StringVar(&keyFile, "key-file", "", "with --encrypt: file holding the job's secret (at least 16 bytes)")
 	f.StringVar(&bwlimit, "bwlimit", "off", "bandwidth: a rate (4M = 4 MiB/s) or a schedule 'Mon-Fri 08:00-18:00 10M; * 00:00-24:00 off' (0 = forbidden window)")
 	f.StringVar(&jobID, "job", "", "job id (default: derived from --from and --to, so a re-run resumes)")
 	return cmd

@@ -17,7 +17,12 @@ func newVerifyCmd() *cobra.Command {
 hashes and metadata cross the wire. Prints every difference (missing, extra,
 type, content, size, mode, owner, mtime, xattrs, acl, target, rdev,
 hardlink). Exit status 0 only when the trees are identical, 1 when they
-differ or the comparison failed.`,
+differ or the comparison failed.
+
+--compress, --encrypt and --key-file are accepted and checked as mirror
+checks them (each agent refuses a bad option or a short key the same way);
+the manifests themselves hold only hashes and metadata and travel inside
+the agents' mutually authenticated TLS connections.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctl, from, to, err := tf.controller()
@@ -25,6 +30,9 @@ differ or the comparison failed.`,
 				return err
 			}
 			opts := mirror.Options{Excludes: tf.excludes, Profile: tf.profile, Mounts: tf.mounts}
+			if err := tf.payload(&opts); err != nil {
+				return err
+			}
 			if err := mirror.Normalize(&opts); err != nil {
 				return err
 			}
