@@ -32,7 +32,16 @@ type AgentEngine struct {
 	SyncInterval time.Duration
 }
 
-var _ Engine = (*AgentEngine)(nil)
+var (
+	_ Engine          = (*AgentEngine)(nil)
+	_ BandwidthSetter = (*AgentEngine)(nil)
+)
+
+// SetBandwidth implements BandwidthSetter through the agent's SetLimits
+// control message to this host's own agent (the sender).
+func (e *AgentEngine) SetBandwidth(ctx context.Context, jobID, schedule string) error {
+	return e.Controller.SetBandwidth(ctx, e.SelfAddr, jobID, schedule)
+}
 
 func (e *AgentEngine) endpoints(src, dstAddr, dst string) (agent.Endpoint, agent.Endpoint) {
 	return agent.Endpoint{Addr: e.SelfAddr, Path: src}, agent.Endpoint{Addr: dstAddr, Path: dst}
@@ -43,7 +52,7 @@ func MirrorOptionsWire(o MirrorOptions) mirror.Options { return wireOptions(o) }
 
 func wireOptions(o MirrorOptions) mirror.Options {
 	return mirror.Options{Checksum: o.Checksum, Excludes: o.Excludes, Profile: o.Profile,
-		OnError: o.OnError, Orphans: o.Orphans, OrphanDir: o.OrphanDir}
+		OnError: o.OnError, Orphans: o.Orphans, OrphanDir: o.OrphanDir, BWLimit: o.BWLimit}
 }
 
 // engineErr marks errors no retry can fix as ErrInvalidRequest.

@@ -87,6 +87,9 @@ type MirrorOptions struct {
 	OnError   string   `json:"onError,omitempty"` // stop | skip
 	Orphans   string   `json:"orphans,omitempty"` // keep | delete | move
 	OrphanDir string   `json:"orphanDir,omitempty"`
+	// BWLimit is the source's bandwidth schedule (bwlimit syntax); "" for
+	// none. A running transfer takes a changed one through SetBandwidth.
+	BWLimit string `json:"bwLimit,omitempty"`
 }
 
 // MirrorRequest is what Engine.Mirror copies.

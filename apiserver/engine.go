@@ -80,9 +80,18 @@ type JobEngine interface {
 	// workflow does not exist.
 	Status(ctx context.Context, jobID string) (*JobStatus, error)
 	// Remove ends the job's workflow (if it runs) and, when removeTargetData,
-	// deletes what it copied to the target. Returns nil if no workflow
-	// exists.
-	Remove(ctx context.Context, jobID string, removeTargetData bool) error
+	// deletes what it copied to the target (the job's staging directory on
+	// the target host; the live target path stays). Returns nil if no
+	// workflow exists, and an error when the target data could not be
+	// removed (then calling it again is safe).
+	Remove(ctx context.Context, job *ferry.Job, removeTargetData bool) error
+	// UpdateOptions delivers a job's changed options (bandwidth schedule,
+	// lag threshold, host offline grace, cutover hooks) to its running
+	// workflow, by actor. Returns ENOTFOUND if no workflow runs and
+	// ECONFLICT when the workflow refuses the change in its state.
+	// The result says whether a running transfer took a new bandwidth
+	// schedule.
+	UpdateOptions(ctx context.Context, job *ferry.Job, actor string) (workflows.OptionsResult, error)
 }
 
 // TemporalEngine is the JobEngine over a Temporal client and the
@@ -154,10 +163,7 @@ func (e *TemporalEngine) Launch(ctx context.Context, job *ferry.Job) error {
 	if e.Tune != nil {
 		e.Tune(&spec)
 	}
-	queue := e.TaskQueue
-	if queue == "" {
-		queue = workflows.ControlTaskQueue
-	}
+	queue := e.queue()
 	_, err = e.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       job.ID,
 		TaskQueue:                queue,
@@ -196,13 +202,12 @@ func (e *TemporalEngine) Action(ctx context.Context, jobID, action, actor string
 func (e *TemporalEngine) Status(ctx context.Context, jobID string) (*JobStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	v, err := e.Client.QueryWorkflow(ctx, jobID, "", workflows.QueryStatus)
+	// workflows.JobStatus overlays the running activity's latest
+	// heartbeat, so bytes, rate, ETA, lag and backlog move during long
+	// mirror and sync activities, not only when the workflow updates.
+	ws, err := workflows.JobStatus(ctx, e.Client, jobID)
 	if err != nil {
 		return nil, temporalErr(err, jobID)
-	}
-	var ws workflows.Status
-	if err := v.Get(&ws); err != nil {
-		return nil, fmt.Errorf("decode status of job %s: %w", jobID, err)
 	}
 	return statusFrom(jobID, &ws), nil
 }
@@ -229,25 +234,80 @@ func statusFrom(jobID string, ws *workflows.Status) *JobStatus {
 	return st
 }
 
+// removeDataWait bounds how long delete-job waits for the target's agent
+// to delete the job's data.
+const removeDataWait = time.Minute
+
+// RemoveDataWorkflowID is the ID of the workflow that removes a deleted
+// job's target data.
+func RemoveDataWorkflowID(jobID string) string { return "remove-data-" + jobID }
+
 // Remove implements JobEngine: it cancels the job's workflow if it still
-// runs, then terminates what remains of it. It returns EINVALID when asked
-// to remove the target data, which the workflow cannot do yet.
-func (e *TemporalEngine) Remove(ctx context.Context, jobID string, removeTargetData bool) error {
-	if removeTargetData {
-		// The workflow has no step that deletes the target data yet.
-		return ferry.Errorf(ferry.EINVALID, "removing the target data of a job is not supported yet: delete the job with removeTargetData=false and remove %s on the target host", jobID)
-	}
+// runs, terminates what remains of it and, when removeTargetData, runs
+// workflows.RemoveJobDataWorkflow on the target host and waits for it (at
+// most removeDataWait; a second call joins the same run).
+func (e *TemporalEngine) Remove(ctx context.Context, job *ferry.Job, removeTargetData bool) error {
 	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	_ = e.Action(cctx, jobID, workflows.UpdateCancel, "system")
+	_ = e.Action(cctx, job.ID, workflows.UpdateCancel, "system")
 	cancel()
-	err := e.Client.TerminateWorkflow(ctx, jobID, "", "job deleted")
-	if err != nil {
-		if _, ok := errors.AsType[*serviceerror.NotFound](err); ok {
-			return nil
+	if err := e.Client.TerminateWorkflow(ctx, job.ID, "", "job deleted"); err != nil {
+		if _, ok := errors.AsType[*serviceerror.NotFound](err); !ok {
+			return fmt.Errorf("terminate job %s: %w", job.ID, err)
 		}
-		return fmt.Errorf("terminate job %s: %w", jobID, err)
+	}
+	if !removeTargetData {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, removeDataWait)
+	defer cancel()
+	run, err := e.Client.ExecuteWorkflow(wctx, client.StartWorkflowOptions{
+		ID:                       RemoveDataWorkflowID(job.ID),
+		TaskQueue:                e.queue(),
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+	}, workflows.RemoveJobDataWorkflow, workflows.RemoveJobDataInput{JobID: job.ID, TargetHost: job.TargetHostID,
+		TargetPath: job.TargetPath, HostWait: removeDataWait})
+	if err != nil {
+		return fmt.Errorf("start removing the target data of job %s: %w", job.ID, err)
+	}
+	if err := run.Get(wctx, nil); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return problemf(http.StatusServiceUnavailable, ferry.EINTERNAL, fmt.Sprintf(
+				"the target data of job %s is still being removed (workflow %s): is the target host's agent online? Delete again to wait for it",
+				job.ID, RemoveDataWorkflowID(job.ID)))
+		}
+		return fmt.Errorf("remove the target data of job %s: %w", job.ID, err)
 	}
 	return nil
+}
+
+func (e *TemporalEngine) queue() string {
+	if e.TaskQueue == "" {
+		return workflows.ControlTaskQueue
+	}
+	return e.TaskQueue
+}
+
+// UpdateOptions implements JobEngine with the workflow's update-options
+// Update.
+func (e *TemporalEngine) UpdateOptions(ctx context.Context, job *ferry.Job, actor string) (workflows.OptionsResult, error) {
+	var res workflows.OptionsResult
+	in := workflows.OptionsFromJob(job, actor)
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
+	h, err := e.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   job.ID,
+		UpdateName:   workflows.UpdateOptions,
+		Args:         []any{in},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return res, temporalErr(err, job.ID)
+	}
+	if err := h.Get(ctx, &res); err != nil {
+		return res, temporalErr(err, job.ID)
+	}
+	return res, nil
 }
 
 // temporalErr classifies a Temporal client error for the API.

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-migrate/ferry"
 	"github.com/ferry-migrate/ferry/agent/pki"
 	"github.com/ferry-migrate/ferry/store"
+	"github.com/ferry-migrate/ferry/workflows"
 )
 
 // testEnv is a server on a fresh SQLite database with the built-in accounts
@@ -183,13 +184,30 @@ func (e *testEnv) createJob(name string) JobView {
 // machine with the workflow's action rules. The real engine is exercised by
 // the integration tests.
 type stubEngine struct {
-	mu     sync.Mutex // guards jobs
-	jobs   map[string]*JobStatus
-	remove map[string]bool
+	mu      sync.Mutex // guards jobs, remove and options
+	jobs    map[string]*JobStatus
+	remove  map[string]bool
+	options map[string]workflows.OptionsInput // the last options delivered per job
 }
 
 func newStubEngine() *stubEngine {
-	return &stubEngine{jobs: map[string]*JobStatus{}, remove: map[string]bool{}}
+	return &stubEngine{jobs: map[string]*JobStatus{}, remove: map[string]bool{}, options: map[string]workflows.OptionsInput{}}
+}
+
+// UpdateOptions records the options as the workflow would get them and
+// refuses them while cutting over, like the workflow's validator.
+func (s *stubEngine) UpdateOptions(_ context.Context, j *ferry.Job, actor string) (workflows.OptionsResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.jobs[j.ID]
+	if !ok {
+		return workflows.OptionsResult{}, ferry.Errorf(ferry.ENOTFOUND, "job %s has no workflow", j.ID)
+	}
+	if st.State == ferry.JobCuttingOver {
+		return workflows.OptionsResult{}, ferry.Errorf(ferry.ECONFLICT, "cannot update-options: job is %s", st.State)
+	}
+	s.options[j.ID] = workflows.OptionsFromJob(j, actor)
+	return workflows.OptionsResult{State: st.State, BandwidthApplied: st.State == ferry.JobSyncing}, nil
 }
 
 func (s *stubEngine) Launch(_ context.Context, j *ferry.Job) error {
@@ -245,9 +263,10 @@ func (s *stubEngine) Status(_ context.Context, id string) (*JobStatus, error) {
 	return &cp, nil
 }
 
-func (s *stubEngine) Remove(_ context.Context, id string, removeTargetData bool) error {
+func (s *stubEngine) Remove(_ context.Context, j *ferry.Job, removeTargetData bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	id := j.ID
 	delete(s.jobs, id)
 	s.remove[id] = removeTargetData
 	return nil

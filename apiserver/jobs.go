@@ -131,6 +131,11 @@ func (o *JobOptions) apply(j *ferry.Job) {
 	}
 }
 
+// live reports whether o changes an option the running workflow uses.
+func (o *JobOptions) live() bool {
+	return o.BandwidthSchedule != nil || o.LagThresholdSecs != nil || o.HostOfflineGrace != nil || o.Cutover != nil
+}
+
 // CreateJobInput is the body of create-job.
 type CreateJobInput struct {
 	Body struct {
@@ -412,6 +417,21 @@ func (s *Server) updateJob(ctx context.Context, in *UpdateJobInput) (*JobOutput,
 	if err := j.Validate(); err != nil {
 		return nil, err
 	}
+	if in.Body.JobOptions.live() && s.cfg.Engine != nil && j.State != ferry.JobFailed && j.State != ferry.JobCancelled {
+		// The running workflow takes the change first: it refuses it while
+		// cutting over, and then nothing is stored either.
+		res, err := s.cfg.Engine.UpdateOptions(ctx, j, principalOf(ctx).User.Username)
+		switch {
+		case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		case err != nil:
+			setDetail(ctx, "%s", ferry.ErrorMessage(err))
+			return nil, err
+		case res.BandwidthError != "":
+			setDetail(ctx, "bandwidth schedule not applied to the running transfer: %s", res.BandwidthError)
+		case res.BandwidthApplied:
+			setDetail(ctx, "bandwidth schedule applied to the running transfer")
+		}
+	}
 	if err := s.db.UpdateJob(ctx, j); err != nil {
 		return nil, err
 	}
@@ -428,8 +448,20 @@ func (s *Server) deleteJob(ctx context.Context, in *DeleteJobInput) (*struct{}, 
 	if j.State == ferry.JobCuttingOver {
 		return nil, ferry.Errorf(ferry.ECONFLICT, "job %s is cutting over; wait for the cutover to finish or fail", j.ID)
 	}
+	if in.RemoveTargetData {
+		state := j.State
+		if s.cfg.Engine != nil {
+			if st, err := s.cfg.Engine.Status(ctx, j.ID); err == nil {
+				state = st.State
+			}
+		}
+		if !(&JobStatus{State: state}).Terminal() && state != ferry.JobPending {
+			return nil, ferry.Errorf(ferry.ECONFLICT,
+				"cannot remove the target data of job %s: job is %s; cancel it first (or delete it keeping the data)", j.ID, state)
+		}
+	}
 	if s.cfg.Engine != nil {
-		if err := s.cfg.Engine.Remove(ctx, j.ID, in.RemoveTargetData); err != nil {
+		if err := s.cfg.Engine.Remove(ctx, j, in.RemoveTargetData); err != nil {
 			return nil, err
 		}
 	}

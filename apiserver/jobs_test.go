@@ -118,6 +118,32 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	e.expect(e.do("GET", "/api/v1/jobs?state=bogus", admin, nil), http.StatusUnprocessableEntity)
 
+	// Options changed while the job runs reach its workflow; while it cuts
+	// over the workflow refuses them and nothing is stored.
+	decode(t, e.expect(e.do("PATCH", "/api/v1/jobs/"+j.ID, admin, map[string]any{"bandwidthSchedule": "2M", "hostOfflineGraceSeconds": 90,
+		"cutover": map[string]any{"preCutoverHook": map[string]any{"command": "true"}}}), http.StatusOK), &p)
+	got := e.engine.options[j.ID]
+	if p.BandwidthSchedule != "2M" || got.BandwidthSchedule == nil || *got.BandwidthSchedule != "2M" || got.HostGracePeriod == nil ||
+		*got.HostGracePeriod != 90*time.Second || got.Cutover == nil || len(got.Cutover.PreCutover) != 1 || got.Actor != "admin" {
+		t.Errorf("options delivered to the workflow %+v (stored %+v)", got, p)
+	}
+	e.engine.advance(j.ID, ferry.JobCuttingOver, Progress{})
+	e.expect(e.do("PATCH", "/api/v1/jobs/"+j.ID, admin, map[string]any{"bandwidthSchedule": "off"}), http.StatusConflict)
+	decode(t, e.expect(e.do("GET", "/api/v1/jobs/"+j.ID, admin, nil), http.StatusOK), &p)
+	if p.BandwidthSchedule != "2M" {
+		t.Errorf("refused change stored: %q", p.BandwidthSchedule)
+	}
+
+	// The target data goes only with a job that is not running.
+	e.engine.advance(j.ID, ferry.JobSyncing, Progress{})
+	r = e.expect(e.do("DELETE", "/api/v1/jobs/"+j.ID+"?removeTargetData=true", admin, nil), http.StatusConflict)
+	if pr := problemOf(t, r); !strings.Contains(pr.Detail, "syncing") {
+		t.Errorf("refused removal %q does not name the state", pr.Detail)
+	}
+	if _, asked := e.engine.remove[j.ID]; asked {
+		t.Error("a running job's target data was removed")
+	}
+	e.engine.advance(j.ID, ferry.JobCancelled, Progress{})
 	// Delete, removing the target data.
 	e.expect(e.do("DELETE", "/api/v1/jobs/"+j.ID+"?removeTargetData=true", admin, nil), http.StatusNoContent)
 	if !e.engine.remove[j.ID] {

@@ -35,6 +35,7 @@ func SpecFromJob(j *ferry.Job, targetAddr string) (JobSpec, error) {
 			// directory, so the orphan policy applies to the live target
 			// only through cutover: keep or delete.
 			Orphans: string(ferry.OrphanKeep),
+			BWLimit: j.BandwidthSchedule,
 		},
 	}
 	if j.OrphanPolicy == ferry.OrphanDelete {
@@ -43,26 +44,34 @@ func SpecFromJob(j *ferry.Job, targetAddr string) (JobSpec, error) {
 	if j.SystemProfile {
 		s.Options.Profile = "system"
 	}
+	hooks := cutoverHooks(j)
+	s.PreCutover, s.PostCutover, s.ShutdownSource = hooks.PreCutover, hooks.PostCutover, hooks.ShutdownSource
+	return s, nil
+}
+
+// cutoverHooks are the workflow's hooks for a job's cutover options.
+func cutoverHooks(j *ferry.Job) CutoverHooks {
+	var h CutoverHooks
 	timeout := func(d time.Duration) time.Duration {
 		if d <= 0 {
 			return ferry.DefaultHookTimeout
 		}
 		return d
 	}
-	shell := func(name string, h ferry.Hook, must bool) activities.Hook {
-		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", h.Command}, Timeout: timeout(h.Timeout), MustSucceed: must}
+	shell := func(name string, hk ferry.Hook, must bool) activities.Hook {
+		return activities.Hook{Name: name, Command: []string{"/bin/sh", "-c", hk.Command}, Timeout: timeout(hk.Timeout), MustSucceed: must}
 	}
 	c := j.Cutover
 	if c.PreCutoverHook.Command != "" {
-		s.PreCutover = []activities.Hook{shell("pre-cutover", c.PreCutoverHook, true)}
+		h.PreCutover = []activities.Hook{shell("pre-cutover", c.PreCutoverHook, true)}
 	}
 	for _, a := range c.PostCutoverActions {
-		s.PostCutover = append(s.PostCutover, activities.Hook{Name: a.Name, Command: []string{"/bin/sh", "-c", a.Command},
+		h.PostCutover = append(h.PostCutover, activities.Hook{Name: a.Name, Command: []string{"/bin/sh", "-c", a.Command},
 			Timeout: timeout(a.Timeout), MustSucceed: a.MustSucceed})
 	}
 	if c.ShutdownSource && c.ShutdownSourceHook.Command != "" {
-		h := shell("shutdown-source", c.ShutdownSourceHook, false)
-		s.ShutdownSource = &h
+		sh := shell("shutdown-source", c.ShutdownSourceHook, false)
+		h.ShutdownSource = &sh
 	}
-	return s, nil
+	return h
 }

@@ -161,7 +161,7 @@ func MigrationWorkflow(ctx workflow.Context, in MigrationInput) (MigrationResult
 			}
 			carry := m.st
 			carry.Run++
-			return MigrationResult{}, workflow.NewContinueAsNewError(ctx, MigrationWorkflow, MigrationInput{Spec: in.Spec, Carry: &carry})
+			return MigrationResult{}, workflow.NewContinueAsNewError(ctx, MigrationWorkflow, MigrationInput{Spec: m.spec, Carry: &carry})
 		case err != nil && ctx.Err() != nil:
 			// The workflow itself was cancelled through Temporal.
 			dctx, cancel := workflow.NewDisconnectedContext(ctx)

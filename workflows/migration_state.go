@@ -69,6 +69,12 @@ func newMigration(ctx workflow.Context, in MigrationInput) (*migration, error) {
 			return nil, err
 		}
 	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateOptions, m.updateOptions, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, in OptionsInput) error { return m.validateOptions(in) },
+	})
+	if err != nil {
+		return nil, err
+	}
 	workflow.Go(ctx, m.receiveSignals)
 	if err := m.upsertSearchAttributes(ctx); err != nil {
 		return nil, err
