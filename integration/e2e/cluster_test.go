@@ -107,9 +107,11 @@ func newCluster(t *testing.T) *cluster {
 	c.topo = netns.New(t, "src", "dst")
 	gw := c.topo.Gateway
 
+	// The dev server's services dial each other on 127.0.0.1, so it must
+	// bind every address rather than only the bridge's.
 	tport := freePort(t, gw)
 	c.temporal = &service{t: t, name: "temporal", bin: tbin,
-		args: services.TemporalArgs(gw, tport, 0, filepath.Join(c.dir, "temporal.db"), true)}
+		args: services.TemporalArgs("0.0.0.0", tport, 0, filepath.Join(c.dir, "temporal.db"), true)}
 	c.temporal.start()
 	taddr := fmt.Sprintf("%s:%d", gw, tport)
 	waitTCP(t, taddr, 90*time.Second)
