@@ -37,6 +37,10 @@ type Config struct {
 	// CheckpointBytes overrides the jobs' checkpoint interval when > 0
 	// (tests and benchmarks).
 	CheckpointBytes int64
+	// OnRefusedPath, if set, hears of every receive job refused because
+	// its sender named a path escaping the target root (see RefusedPath);
+	// SetRefusedPathHandler replaces it later.
+	OnRefusedPath func(RefusedPath)
 }
 
 // Agent is a running agent daemon.

@@ -215,6 +215,7 @@ func (a *Agent) runReceive(ctx context.Context, m wire.ReceiveJob, opts wire.Job
 	if err == nil {
 		log.Info("receive done", "files_written", sum.FilesWritten, "errors", len(sum.Errors))
 	}
+	a.reportRefused(m.JobID, m.Root, at.conn, err)
 	return sum, err
 }
 
