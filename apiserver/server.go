@@ -172,6 +172,8 @@ func New(cfg Config) (*Server, error) {
 	s.registerRoles()
 	s.registerAudit()
 	s.registerHosts()
+	s.registerAgentEvents()
+	s.registerCACert()
 	s.registerJobs()
 	s.registerProgress()
 
