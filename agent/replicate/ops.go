@@ -1,12 +1,11 @@
 package replicate
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/fsys"
@@ -184,7 +183,7 @@ func (sh *shipper) stateOps(r journal.Record, recs []journal.Record, i int, full
 
 func isNotDir(err error) bool {
 	var pe *fs.PathError
-	return errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "not a directory"
+	return errors.As(err, &pe) && errors.Is(pe.Err, syscall.ENOTDIR)
 }
 
 // putOp builds the op that makes e.Path look like e.
@@ -327,54 +326,6 @@ func (sh *shipper) forget(p string) {
 	sh.dropName(p)
 }
 
-// addName records p as a shipped name of the multiply linked inode key.
-func (sh *shipper) addName(p string, key inoKey) {
-	if len(sh.names) >= MaxLinkMap {
-		clear(sh.names)
-		clear(sh.groups)
-	}
-	if old, ok := sh.names[p]; ok && old != key {
-		sh.dropName(p)
-	}
-	sh.names[p] = key
-	g := sh.groups[key]
-	if g == nil {
-		g = map[string]bool{}
-		sh.groups[key] = g
-	}
-	g[p] = true
-}
-
-func (sh *shipper) dropName(p string) {
-	key, ok := sh.names[p]
-	if !ok {
-		return
-	}
-	delete(sh.names, p)
-	if g := sh.groups[key]; g != nil {
-		delete(g, p)
-		if len(g) == 0 {
-			delete(sh.groups, key)
-		}
-	}
-}
-
-// otherName returns the entry of a current name of inode key other than
-// p, if any.
-func (sh *shipper) otherName(key inoKey, p string) (fsys.Entry, bool) {
-	if q, ok := sh.links[key]; ok && q != p {
-		if qe, err := sh.root.Lstat(q); err == nil && qe.Ino == key.ino && qe.Dev == key.dev {
-			return qe, true
-		}
-	}
-	for _, q := range sh.findLinks(fsys.Entry{Path: p, Dev: key.dev, Ino: key.ino}, 1) {
-		if qe, err := sh.root.Lstat(q); err == nil {
-			return qe, true
-		}
-	}
-	return fsys.Entry{}, false
-}
-
 // walkOps ships the whole subtree at rel: every object, then a prune of
 // each directory (which also sets the directory's metadata last).
 func (sh *shipper) walkOps(rel string) ([]out, error) {
@@ -426,193 +377,4 @@ func (sh *shipper) walkOps(rel string) ([]out, error) {
 	}
 	ops[len(ops)-1].op.Parents = append(ops[len(ops)-1].op.Parents, sh.parents(rel)...)
 	return ops, nil
-}
-
-// send writes one op and, for content ops, the file's data: every block for
-// a Put, the changed blocks for a Delta. It keeps the block hashes of large
-// files for the next delta.
-func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
-	if !o.content && o.op.Op != wire.SyncOpDelta {
-		return c.WriteMsg(&o.op)
-	}
-	if o.op.Op == wire.SyncOpLink && o.op.Entry.Size >= DeltaMin {
-		delete(sh.hashes, o.op.Path)
-	}
-	o.op.Content = true
-	f, err := sh.root.Open(o.op.Path)
-	if err != nil {
-		// Gone or no longer a regular file: its next record says what it is.
-		o.op.Op, o.op.Content = wire.SyncOpNone, false
-		return c.WriteMsg(&o.op)
-	}
-	defer f.Close()
-	size := o.op.Entry.Size
-	large := size >= DeltaMin
-	var hashes []byte
-	if o.op.Op == wire.SyncOpDelta {
-		if hashes, err = hashBlocks(f, size, sh.buf); err != nil {
-			o.op.Op, o.op.Content = wire.SyncOpNone, false
-			return c.WriteMsg(&o.op)
-		}
-		o.op.BlockSize, o.op.Hashes = BlockSize, hashes
-	}
-	var appendFrom int64 = -1
-	if o.op.Op == wire.SyncOpDelta {
-		if base, ok := sh.hashes[o.op.Path]; ok && isAppend(f, base, hashes, size, sh.buf) {
-			// Only bytes past the old end changed: append in place.
-			appendFrom = base.size
-			o.op.InPlace, o.op.BaseSize = true, base.size
-		}
-	}
-	if err := c.WriteMsg(&o.op); err != nil {
-		return err
-	}
-	abandoned := false
-	for off, b := int64(0), 0; off < size; off, b = off+BlockSize, b+1 {
-		n := int(min(BlockSize, size-off))
-		if appendFrom >= 0 {
-			if off+int64(n) <= appendFrom {
-				continue
-			}
-			if off < appendFrom {
-				skip := int(appendFrom - off)
-				if _, err := f.ReadAt(sh.buf[:n-skip], appendFrom); err != nil && err != io.EOF {
-					abandoned = true
-					break
-				}
-				if err := c.WriteMsg(&wire.SyncChunk{Off: appendFrom, Data: sh.buf[:n-skip]}); err != nil {
-					return err
-				}
-				continue
-			}
-		} else if o.delta != nil {
-			h := hashes[b*wire.HashSize : (b+1)*wire.HashSize]
-			if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h) {
-				continue
-			}
-		}
-		if _, err := f.ReadAt(sh.buf[:n], off); err != nil && !(err == io.EOF) {
-			abandoned = true
-			break
-		}
-		if large && hashes == nil {
-			// Hash while streaming a full copy, for the next delta.
-			h := hashOf(sh.buf[:n])
-			sh.pendingHashes = append(sh.pendingHashes, h[:]...)
-		}
-		if sh.lim != nil {
-			if err := sh.lim.WaitN(ctx, n); err != nil {
-				return err
-			}
-		}
-		if err := c.WriteMsg(&wire.SyncChunk{Off: off, Data: sh.buf[:n]}); err != nil {
-			return err
-		}
-	}
-	if fi, err := f.Stat(); err == nil && fi.Size() < size {
-		abandoned = true // shrank while read: the tail read as zeros or short
-	}
-	if large && !abandoned {
-		if hashes == nil {
-			hashes = sh.pendingHashes
-		}
-		sh.hashes[o.op.Path] = fileHashes{size: size, hashes: bytes.Clone(hashes)}
-	} else {
-		delete(sh.hashes, o.op.Path)
-	}
-	sh.pendingHashes = sh.pendingHashes[:0]
-	return c.WriteMsg(&wire.SyncOpEnd{Abandoned: abandoned})
-}
-
-// MaxLinkMap bounds the inode → name map of shipped files.
-const MaxLinkMap = 1 << 20
-
-// noteFile remembers a shipped file's name by inode, so a hardlink made to
-// it later ships as a link.
-func (sh *shipper) noteFile(e fsys.Entry) {
-	if len(sh.links) >= MaxLinkMap {
-		clear(sh.links)
-	}
-	sh.links[inoKey{e.Dev, e.Ino}] = e.Path
-}
-
-// LinkSearchMax bounds the directory entries findLink reads.
-const LinkSearchMax = 200_000
-
-// findLink looks for another name of e's inode in the tree (a hardlink to
-// a file the sync has not shipped, e.g. one the mirror copied): a
-// breadth-first walk of directory listings (which carry inode numbers),
-// bounded by LinkSearchMax entries.
-func (sh *shipper) findLink(e fsys.Entry) (string, bool) {
-	names := sh.findLinks(e, 1)
-	if len(names) == 0 {
-		return "", false
-	}
-	return names[0], true
-}
-
-// findLinks returns up to n other names of e's inode in the tree.
-func (sh *shipper) findLinks(e fsys.Entry, n int) []string {
-	var found []string
-	queue := []string{""}
-	seen := 0
-	for len(queue) > 0 && seen < LinkSearchMax && len(found) < n {
-		dir := queue[0]
-		queue = queue[1:]
-		kids, err := sh.root.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, k := range kids {
-			seen++
-			p := joinRel(dir, k.Path)
-			switch {
-			case k.Type == fsys.TypeDir:
-				if !sh.s.excluded(p) {
-					queue = append(queue, p)
-				}
-			case k.Ino == e.Ino && p != e.Path && !sh.s.excluded(p):
-				if qe, err := sh.root.Lstat(p); err == nil && qe.Dev == e.Dev && qe.Ino == e.Ino {
-					found = append(found, p)
-				}
-			}
-		}
-	}
-	return found
-}
-
-// relink links every other current name of a multiply linked file to it
-// on the target, so the group there is exactly the source's, whatever
-// splits earlier failures or replays caused. Names come from the index of
-// shipped names; a directory walk (findLinks) completes it when the index
-// knows fewer names than the link count.
-func (sh *shipper) relink(e fsys.Entry, _ bool) []out {
-	if e.Type != fsys.TypeFile || e.Nlink < 2 {
-		return nil
-	}
-	key := inoKey{e.Dev, e.Ino}
-	var names []string
-	for q := range sh.groups[key] {
-		if q == e.Path {
-			continue
-		}
-		if qe, err := sh.root.Lstat(q); err == nil && qe.Ino == e.Ino && qe.Dev == e.Dev {
-			names = append(names, q)
-		} else {
-			sh.dropName(q)
-		}
-	}
-	if len(names) < int(e.Nlink)-1 {
-		names = sh.findLinks(e, int(e.Nlink)-1)
-	}
-	var ops []out
-	for _, q := range names {
-		qe, err := sh.root.Lstat(q)
-		if err != nil {
-			continue
-		}
-		sh.addName(q, key)
-		ops = append(ops, out{op: wire.SyncOp{Op: wire.SyncOpLink, Path: q, LinkTo: e.Path, Entry: qe, Parents: sh.parents(q)}})
-	}
-	return ops
 }
