@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/agent"
 	"github.com/ferry-migrate/ferry/agent/hostinfo"
 	"github.com/ferry-migrate/ferry/apiserver"
 )
@@ -59,6 +60,8 @@ func (c *controlledAgent) heartbeats(ctx context.Context) error {
 	var sampler hostinfo.Sampler
 	var sent *apiserver.HostFacts // last facts the server acknowledged
 	failures := 0
+	events := c.securityEvents()
+	var unsent []apiserver.AgentEvent
 	for {
 		facts, err := hostFacts(c.dataAddr)
 		if err != nil {
@@ -104,12 +107,68 @@ func (c *controlledAgent) heartbeats(ctx context.Context) error {
 				c.log.Warn("clock differs from the control plane's", "skew", skew.Round(time.Second))
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(every):
+		unsent = c.reportEvents(ctx, client, unsent)
+		timer := time.NewTimer(every)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			case ev := <-events:
+				// Security events go out at once, not with the next beat.
+				unsent = c.reportEvents(ctx, client, append(unsent, ev))
+			case <-timer.C:
+				break wait
+			}
 		}
 	}
+}
+
+// maxUnsentEvents bounds the security events kept while the control plane
+// is unreachable; older ones are dropped (they stay in the agent's log).
+const maxUnsentEvents = 256
+
+// securityEvents makes the data channel report refused paths into the
+// returned channel (the receive job never blocks on it: when it is full the
+// event is only logged). Without a data channel the channel stays silent.
+func (c *controlledAgent) securityEvents() <-chan apiserver.AgentEvent {
+	ch := make(chan apiserver.AgentEvent, 64)
+	if c.data == nil {
+		return ch
+	}
+	c.data.SetRefusedPathHandler(func(r agent.RefusedPath) {
+		ev := apiserver.AgentEvent{Kind: apiserver.AgentEventPathRefused, Time: time.Now(), JobID: r.JobID,
+			Peer: r.Remote, PeerName: r.PeerName, Root: r.Root, Reason: r.Reason}
+		c.log.Warn("security: a peer sent a path outside the job's root; refused", "job", r.JobID, "peer", r.Remote,
+			"peer_name", r.PeerName, "reason", r.Reason)
+		select {
+		case ch <- ev:
+		default:
+			c.log.Error("security event queue full: event not reported to the control plane", "job", r.JobID)
+		}
+	})
+	return ch
+}
+
+// reportEvents sends pending security events and returns those still
+// unsent (all of them when the control plane did not take them).
+func (c *controlledAgent) reportEvents(ctx context.Context, client *http.Client, events []apiserver.AgentEvent) []apiserver.AgentEvent {
+	for len(events) > 0 {
+		n := min(len(events), 64)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := apiserver.ReportAgentEvents(rctx, client, c.en.ServerURL, events[:n])
+		cancel()
+		if err != nil {
+			c.log.Warn("report security events; kept for the next heartbeat", "err", err, "events", len(events))
+			if len(events) > maxUnsentEvents {
+				events = events[len(events)-maxUnsentEvents:]
+			}
+			return events
+		}
+		events = events[n:]
+	}
+	return nil
 }
 
 // refusedByServer reports whether a heartbeat error means the server
