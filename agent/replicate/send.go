@@ -63,6 +63,7 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 				if err := c.WriteMsg(&wire.SyncChunk{Off: appendFrom, Data: sh.buf[:n-skip]}); err != nil {
 					return err
 				}
+				sh.s.contentBytes.Add(int64(n - skip))
 				continue
 			}
 		} else if o.delta != nil {
@@ -88,6 +89,7 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		if err := c.WriteMsg(&wire.SyncChunk{Off: off, Data: sh.buf[:n]}); err != nil {
 			return err
 		}
+		sh.s.contentBytes.Add(int64(n))
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() < size {
 		abandoned = true // shrank while read: the tail read as zeros or short

@@ -71,6 +71,9 @@ type Stats struct {
 	// Mirrors counts mirrors run by this Source (the initial one, resyncs
 	// after a recovery or an overflow; not the rescans of a subtree).
 	Mirrors int64
+	// ContentBytes counts file content bytes shipped by the sync (not by
+	// its mirrors).
+	ContentBytes int64
 	// Err is the last error (connection, mirror), cleared on success.
 	Err string
 }
@@ -90,6 +93,8 @@ type Source struct {
 	// refused) since the last mirror.
 	recovered atomic.Bool
 	resyncs   atomic.Int64
+	// contentBytes counts file content shipped (before TLS).
+	contentBytes atomic.Int64
 	// remirror is signalled by the feeder when the journal overflowed.
 	remirror chan struct{}
 
@@ -165,7 +170,7 @@ func (s *Source) Stats() Stats {
 	defer s.mu.Unlock()
 	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
 		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr,
-		Mirrors: s.resyncs.Load()}
+		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load()}
 	if s.paused && st.State == StateSyncing {
 		st.State = StatePaused
 	}
