@@ -58,6 +58,11 @@ source agent goes away the command reconnects until interrupted.`,
 			}
 			opts := mirror.Options{Checksum: checksum, Excludes: tf.excludes, Profile: tf.profile, Mounts: tf.mounts,
 				BWLimit: bwlimit}
+			// The payload stages apply to the mirrors; the change stream
+			// itself relies on TLS 1.3 alone for now.
+			if err := tf.payload(&opts); err != nil {
+				return err
+			}
 			if err := mirror.Normalize(&opts); err != nil {
 				return err
 			}
