@@ -45,6 +45,8 @@ type Progress struct {
 	LagSeconds     float64 `json:"lagSeconds" doc:"replication lag during sync"`
 	BacklogEntries int64   `json:"backlogEntries" doc:"changes captured but not yet applied"`
 	BacklogBytes   int64   `json:"backlogBytes"`
+	BytesSent      int64   `json:"bytesSent" doc:"bytes that crossed the data channel for this job so far (after compression)"`
+	AppliedTotal   int64   `json:"appliedTotal" doc:"changes applied on the target during sync"`
 }
 
 // JobStatus is the live status of a job's workflow.
@@ -54,8 +56,12 @@ type JobStatus struct {
 	Reason   string         `json:"reason,omitempty"`
 	Progress Progress       `json:"progress"`
 	// Waiting names the host the job waits for while it is offline.
-	Waiting   string    `json:"waitingFor,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	Waiting string `json:"waitingFor,omitempty"`
+	// TestPath is where a test cutover put its usable copy on the target.
+	TestPath string `json:"testPath,omitempty" doc:"During a test cutover: the directory on the target holding the usable copy"`
+	// PreviousPath keeps the target's former contents after a cutover.
+	PreviousPath string    `json:"previousPath,omitempty" doc:"After a cutover: where the target's previous contents are kept for rollback"`
+	UpdatedAt    time.Time `json:"updatedAt,omitzero"`
 }
 
 // Terminal reports whether the job can no longer change state.
@@ -217,7 +223,9 @@ func statusFrom(jobID string, ws *workflows.Status) *JobStatus {
 	st := &JobStatus{JobID: jobID, State: ws.State, Reason: ws.LastError, UpdatedAt: ws.StateSince,
 		Progress: Progress{BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, FilesDone: p.FilesDone,
 			FilesTotal: p.FilesTotal, RateBytesPerS: p.RateBytes, ETASeconds: p.ETA.Seconds(),
-			LagSeconds: float64(p.LagMillis) / 1000, BacklogEntries: p.BacklogRecords, BacklogBytes: p.BacklogBytes}}
+			LagSeconds: float64(p.LagMillis) / 1000, BacklogEntries: p.BacklogRecords, BacklogBytes: p.BacklogBytes,
+			BytesSent: p.BytesSent, AppliedTotal: p.AppliedTotal},
+		TestPath: ws.TestPath, PreviousPath: ws.PreviousPath}
 	switch ws.State {
 	case ferry.JobMirroring:
 		st.Progress.Phase = "mirror"
