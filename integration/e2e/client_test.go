@@ -96,23 +96,22 @@ func (a *api) login(user, password string) {
 	}
 }
 
-// jobStatus is the part of the live status the test reads.
+// jobStatus is the part of the API's live job status the test reads.
 type jobStatus struct {
 	State     string `json:"state"`
-	LastError string `json:"lastError"`
+	LastError string `json:"reason"`
 	TestPath  string `json:"testPath"`
 	Progress  struct {
-		BytesDone      int64 `json:"bytesDone"`
-		BytesTotal     int64 `json:"bytesTotal"`
-		BytesSent      int64 `json:"bytesSent"`
-		FilesDone      int64 `json:"filesDone"`
-		LagMillis      int64 `json:"lagMs"`
-		BacklogRecords int64 `json:"backlogRecords"`
-		AppliedTotal   int64 `json:"appliedTotal"`
+		Phase          string  `json:"phase"`
+		BytesDone      int64   `json:"bytesDone"`
+		BytesTotal     int64   `json:"bytesTotal"`
+		BytesSent      int64   `json:"bytesSent"`
+		FilesDone      int64   `json:"filesDone"`
+		LagSeconds     float64 `json:"lagSeconds"`
+		BacklogEntries int64   `json:"backlogEntries"`
+		AppliedTotal   int64   `json:"appliedTotal"`
 	} `json:"progress"`
-	WaitingForHosts []struct {
-		HostID string `json:"hostId"`
-	} `json:"waitingForHosts"`
+	WaitingFor string `json:"waitingFor"`
 }
 
 // follower keeps the latest status of a job from its server-sent event
