@@ -209,3 +209,49 @@ func TestSystemProfileSkipsOtherMounts(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallFileFastPath: a small file read in one go keeps its holes, and
+// one that grew after the scan (its mtime put back) is still reported as
+// changed, not installed short.
+func TestSmallFileFastPath(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	sp := filepath.Join(src, "sparse")
+	f, err := os.Create(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("tail"), 512<<10)
+	f.Close()
+	writeFile(t, filepath.Join(src, "grows"), []byte("short"))
+	res := mirrorOnce(t, src, dst, t.TempDir(), Options{}, func(s *Sender, _ *Receiver) {
+		s.openHook = func(rel string) error {
+			if rel == "grows" {
+				p := filepath.Join(src, rel)
+				st, _ := os.Stat(p)
+				os.WriteFile(p, []byte("much longer now"), 0o644)
+				os.Chtimes(p, st.ModTime(), st.ModTime())
+			}
+			return nil
+		}
+	})
+	if res.serr != nil || res.rerr != nil {
+		t.Fatal(res.serr, res.rerr)
+	}
+	if len(res.sum.Skipped) != 1 || res.sum.Skipped[0].Path != "grows" {
+		t.Errorf("skipped = %+v, want grows", res.sum.Skipped)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "grows")); err == nil {
+		t.Error("a file that grew while read was installed")
+	}
+	b, err := os.ReadFile(filepath.Join(dst, "sparse"))
+	if err != nil || len(b) != 512<<10+4 || string(b[512<<10:]) != "tail" {
+		t.Fatalf("sparse file content wrong (err %v, %d bytes)", err, len(b))
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(dst, "sparse"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 >= 512<<10 {
+		t.Errorf("sparse file lost its hole: %d blocks", st.Blocks)
+	}
+}
