@@ -53,15 +53,17 @@ func BenchmarkAgentTree(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-	b.Run("nochange", func(b *testing.B) {
-		dst := filepath.Join(b.TempDir(), "dst")
-		if _, err := env.mirror(b, src, dst, mirror.Options{}); err != nil {
-			b.Fatal(err)
-		}
-		for b.Loop() {
+	for _, mode := range []string{"time", "strict"} {
+		b.Run("nochange-"+mode, func(b *testing.B) {
+			dst := filepath.Join(b.TempDir(), "dst")
 			if _, err := env.mirror(b, src, dst, mirror.Options{}); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			for b.Loop() {
+				if _, err := env.mirror(b, src, dst, mirror.Options{Checksum: mode}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

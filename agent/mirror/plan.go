@@ -29,8 +29,12 @@ func (r *Receiver) planLoop(ctx context.Context, in <-chan []wire.FileEntry) err
 	for range 2 {
 		hashers.Go(func() {
 			buf := make([]byte, BlockSize)
+			// Files of one directory come one after another: open them
+			// through the directory's cached Root, not from the top.
+			subs := &subRoots{root: r.root}
+			defer subs.closeAll()
 			for p := range hashQ {
-				if err := r.hashBase(p, buf); err != nil {
+				if err := r.hashBase(p, buf, subs); err != nil {
 					hashMu.Lock()
 					hashErr = errors.Join(hashErr, err)
 					hashMu.Unlock()
@@ -321,12 +325,12 @@ func (r *Receiver) planFile(fe *wire.FileEntry, cur fsys.Entry, exists bool, has
 
 // hashBase computes the block hashes of a plan's base and answers NeedDelta
 // (or NeedFull when the base cannot be read).
-func (r *Receiver) hashBase(p *plan, buf []byte) error {
+func (r *Receiver) hashBase(p *plan, buf []byte, subs *subRoots) error {
 	rel := p.e.Path
 	if p.base == "partial" {
 		rel = p.tmpRel
 	}
-	f, err := r.root.Open(rel)
+	f, err := openVia(subs, rel)
 	if err == nil {
 		var fi os.FileInfo
 		if fi, err = f.Stat(); err == nil && p.srcHash != nil {
