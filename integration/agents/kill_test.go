@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,8 +70,10 @@ func changer(dir string) (stop func()) {
 // TestKill9 kills with SIGKILL the real `ferry worker`, the source `ferry
 // agent` and the target `ferry agent`, each once during mirroring and once
 // during syncing, restarts the killed process, and checks that every job
-// still ends in cutover_complete with identical trees. For kills during
-// the mirror it reports the bytes sent again.
+// still ends in cutover_complete with identical trees. It reports the bytes
+// sent again: for kills during the mirror from the mirror's summary, for
+// kills during the sync from the source agent's log (the resync mirrors
+// completed after the kill).
 func TestKill9(t *testing.T) {
 	c := newCluster(t)
 	// The receiver makes large files durable every 4 MiB (default 64 MiB),
@@ -153,9 +156,18 @@ func killDuring(t *testing.T, c *cluster, src, dst *agentProc, name string, phas
 	t.Logf("%s: cutover_complete %s after the kill, zero differences", name, time.Since(killedAt).Round(time.Second))
 	if phase != ferry.JobMirroring {
 		// A sync session restarted after a kill resyncs with a time-mode
-		// mirror (unchanged files are skipped); the sync stats carry no
-		// byte count, so only an upper bound is known: the tree's size.
-		t.Logf("re-sent after kill -9 of %s: at most the tree's %d bytes (sync stats report no bytes sent)", name, treeBytes(srcPath))
+		// mirror (unchanged files are skipped). The sync stats carry no
+		// mirror byte count, so the bytes come from the source agent's JSON
+		// log: every mirror of this tree (full resync or subtree rescan)
+		// that completed after the kill. They include the files the
+		// changer really changed, so they bound what was sent again.
+		tree := treeBytes(srcPath)
+		sent, mirrors := mirrorBytesSince(src.p.Output(), srcPath, killedAt)
+		t.Logf("re-sent after kill -9 of %s: %d bytes in %d mirror(s) completed after the kill (tree %d bytes, %.2f%%; includes files changed meanwhile)",
+			name, sent, mirrors, tree, 100*float64(sent)/float64(max(tree, 1)))
+		if sent > tree {
+			t.Errorf("the resyncs after the kill sent %d bytes, more than the whole tree's %d", sent, tree)
+		}
 		return
 	}
 	// Bytes sent again: what had arrived when the process died plus what
@@ -184,4 +196,39 @@ func killDuring(t *testing.T, c *cluster, src, dst *agentProc, name string, phas
 	if float64(resent) > 0.05*float64(res.Summary.Bytes) {
 		t.Fatalf("re-sent %d bytes, more than 5%% of %d", resent, res.Summary.Bytes)
 	}
+}
+
+// mirrorBytesSince sums bytes_sent of the "send done" lines a source
+// agent logged (JSON) after since, for sends of root or a subtree of it.
+func mirrorBytesSince(log, root string, since time.Time) (bytes int64, mirrors int) {
+	type line struct {
+		Time      time.Time `json:"time"`
+		Msg       string    `json:"msg"`
+		Job       string    `json:"job"`
+		Root      string    `json:"root"`
+		BytesSent int64     `json:"bytes_sent"`
+	}
+	ofRoot := map[string]bool{} // send job IDs of this tree
+	for l := range strings.Lines(log) {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "{") {
+			continue
+		}
+		var e line
+		if json.Unmarshal([]byte(l), &e) != nil {
+			continue
+		}
+		switch e.Msg {
+		case "sending":
+			if e.Root == root || strings.HasPrefix(e.Root, root+"/") {
+				ofRoot[e.Job] = true
+			}
+		case "send done":
+			if ofRoot[e.Job] && e.Time.After(since) {
+				bytes += e.BytesSent
+				mirrors++
+			}
+		}
+	}
+	return bytes, mirrors
 }
