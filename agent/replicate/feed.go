@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ferry-migrate/ferry/agent/capture"
 	"github.com/ferry-migrate/ferry/agent/journal"
 )
 
@@ -15,16 +16,32 @@ import (
 func (s *Source) feed(ctx context.Context) {
 	for batch := range s.w.Events() {
 		recs := make([]journal.Record, 0, len(batch))
+		var barriers []string
 		for _, ev := range batch {
+			if isBarrier(ev.Path) || isBarrier(ev.From) {
+				// Drain barriers are never journaled (see barrier.go).
+				if ev.Op != capture.OpDelete && isBarrier(ev.Path) {
+					barriers = append(barriers, ev.Path)
+				}
+				continue
+			}
 			recs = append(recs, journal.Record{Op: uint8(ev.Op), Path: ev.Path, From: ev.From, Dir: ev.Dir,
 				Time: ev.Time.UnixNano()})
 		}
 		s.mu.Lock()
 		s.lastEvent = time.Now()
 		s.mu.Unlock()
-		_, err := s.j.Append(recs...)
+		var err error
+		if len(recs) > 0 {
+			_, err = s.j.Append(recs...)
+		}
 		if err != nil && ctx.Err() != nil {
 			return
+		}
+		// Every event read before the barrier's is journaled now (or, on
+		// error, covered by the resync the state below forces).
+		for _, b := range barriers {
+			s.seenBarrier(b, s.j.Last())
 		}
 		if err != nil {
 			// Full (or failing): the changes are not journaled, so only a

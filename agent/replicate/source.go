@@ -107,6 +107,8 @@ type Source struct {
 	lastEvent time.Time
 	rate      rateMeter
 	err       error // terminal error of run
+	// barriers are the drain barriers WaitDrained waits for, by name.
+	barriers map[string]chan uint64
 }
 
 // StartSource opens the journal, starts change capture and then, in the
@@ -146,7 +148,7 @@ func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	filter := mirror.NewFilter(&cfg.Opts, root, cfg.DataDir, 0)
 	ctx, cancel := context.WithCancel(ctx)
 	w, err := capture.Watch(ctx, capture.Options{Root: root, Logger: cfg.Log, ForceInotify: cfg.ForceInotify,
-		Exclude: func(rel string, _ bool) bool { return filter.ExcludedName(rel) }})
+		Exclude: func(rel string, _ bool) bool { return !isBarrier(rel) && filter.ExcludedName(rel) }})
 	if err != nil {
 		cancel()
 		j.Close()
@@ -154,7 +156,7 @@ func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	}
 	s := &Source{cfg: cfg, log: cfg.Log.With("job", cfg.JobID, "role", "sync-source"), j: j, w: w,
 		cancel: cancel, done: make(chan struct{}), backend: w.Backend(),
-		remirror: make(chan struct{}, 1), state: StateStarting, pauseCh: make(chan struct{}), filter: filter}
+		remirror: make(chan struct{}, 1), state: StateStarting, barriers: map[string]chan uint64{}, pauseCh: make(chan struct{}), filter: filter}
 	go s.feed(ctx)
 	go s.run(ctx)
 	return s, nil
@@ -212,40 +214,105 @@ func (s *Source) waitUnpaused(ctx context.Context) error {
 	}
 }
 
-// QuietPeriod is how long WaitDrained wants capture to have been silent.
-const QuietPeriod = 150 * time.Millisecond
-
-// WaitDrained returns once the initial mirror is done, every captured
-// change is applied and acknowledged, and capture has reported nothing for
-// QuietPeriod — the final sync of a cutover, after the source services are
-// stopped. Returns ctx's error, or the sync's terminal error.
+// WaitDrained returns once the initial mirror is done and every change
+// made on the source before the call is applied and acknowledged by the
+// target — the final sync of a cutover, after the source services are
+// stopped. It places a drain barrier in the source root (see barrier.go),
+// waits until capture delivers it (so every earlier event is journaled),
+// then until the journal's last record at that point is acknowledged.
+// When no barrier can be placed (read-only root) it falls back to
+// waiting for capture to be quiet for QuietPeriod. Returns ctx's error, or
+// the sync's terminal error.
 func (s *Source) WaitDrained(ctx context.Context) error {
+	if err := s.waitSyncing(ctx); err != nil {
+		return err
+	}
+	var upto uint64
+	quietFallback := false
+	for {
+		seq, err := s.barrier(ctx)
+		if err == nil {
+			upto = seq
+			break
+		}
+		if errors.Is(err, errBarrierLost) {
+			s.log.Warn("sync drain barrier not delivered by capture, placing another")
+			continue
+		}
+		if errors.Is(err, errNoBarrier) {
+			s.log.Warn("sync drain without a barrier: waiting for capture to be quiet", "err", err)
+			quietFallback = true
+			break
+		}
+		return s.stoppedErr(err)
+	}
 	start := time.Now()
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.done:
-			s.mu.Lock()
-			err := s.err
-			s.mu.Unlock()
-			if err == nil {
-				err = errors.New("replicate: sync stopped")
-			}
-			return err
-		case <-t.C:
-		}
 		js := s.j.Stats()
 		s.mu.Lock()
 		state, last := s.state, s.lastEvent
 		s.mu.Unlock()
 		now := time.Now()
-		if state == StateSyncing && js.Last == js.Acked && now.Sub(start) >= QuietPeriod && now.Sub(last) >= QuietPeriod {
+		if quietFallback {
+			upto = js.Last
+			if now.Sub(start) < QuietPeriod || now.Sub(last) < QuietPeriod {
+				upto = js.Last + 1
+			}
+		}
+		if state == StateSyncing && js.Acked >= upto && js.Durable >= upto {
 			return nil
 		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return s.stoppedErr(nil)
+		case <-t.C:
+		}
 	}
+}
+
+// QuietPeriod is how long WaitDrained wants capture to have been silent
+// when it cannot place a barrier.
+const QuietPeriod = 150 * time.Millisecond
+
+// waitSyncing waits until the initial mirror is done.
+func (s *Source) waitSyncing(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		state := s.state
+		s.mu.Unlock()
+		if state == StateSyncing || state == StatePaused {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return s.stoppedErr(nil)
+		case <-t.C:
+		}
+	}
+}
+
+// stoppedErr returns the sync's terminal error once it has stopped, err
+// (or a generic error) otherwise.
+func (s *Source) stoppedErr(err error) error {
+	select {
+	case <-s.done:
+		s.mu.Lock()
+		err = s.err
+		s.mu.Unlock()
+		if err == nil {
+			err = errors.New("replicate: sync stopped")
+		}
+	default:
+	}
+	return err
 }
 
 // Stop stops capture and shipping and closes the journal (what was
