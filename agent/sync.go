@@ -79,6 +79,17 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 					src.Pause()
 				case wire.SyncResume:
 					src.Resume()
+				case wire.SyncDrain:
+					go func() {
+						if err := src.WaitDrained(ctx); err != nil {
+							return // the stop reports the error
+						}
+						st := statusOf(src.Stats())
+						st.Drained = true
+						if err := c.Send(&st); err != nil {
+							cancel(err)
+						}
+					}()
 				}
 			}
 		}
@@ -109,7 +120,8 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 
 func statusOf(s replicate.Stats) wire.SyncStatus {
 	return wire.SyncStatus{State: s.State, LagMs: s.Lag.Milliseconds(), BacklogRecords: s.BacklogRecords,
-		BacklogBytes: s.BacklogBytes, AppliedTotal: s.AppliedTotal, AppliedRate: int64(s.AppliedRate * 1000), Error: s.Err}
+		BacklogBytes: s.BacklogBytes, AppliedTotal: s.AppliedTotal, AppliedRate: int64(s.AppliedRate * 1000), Error: s.Err,
+		BytesSent: s.ContentBytes}
 }
 
 // syncTarget serves a source agent's sync data connection.
@@ -192,6 +204,11 @@ func (s *SyncSession) Pause() error { return s.conn.Send(&wire.SyncControl{Actio
 
 // Resume restarts shipping.
 func (s *SyncSession) Resume() error { return s.conn.Send(&wire.SyncControl{Action: wire.SyncResume}) }
+
+// Drain asks the agent for a status with Drained set once every change
+// made on the source before this call is applied and acknowledged on the
+// target (read it with Next). Errors: the connection's.
+func (s *SyncSession) Drain() error { return s.conn.Send(&wire.SyncControl{Action: wire.SyncDrain}) }
 
 // Cancel asks the agent to stop the sync without waiting: the caller keeps
 // reading Next until the status with state "stopped" (or an error), then

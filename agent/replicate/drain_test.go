@@ -86,3 +86,46 @@ func TestWaitDrainedBarrier(t *testing.T) {
 		t.Fatalf("barrier files left: %v %v", matches, tmatches)
 	}
 }
+
+// TestSyncDrainOverWire: the controller's Drain (what the final sync of a
+// cutover uses) answers Drained only once the changes made right before
+// it — the WAL and SHM of a closing database deleted — are on the target.
+func TestSyncDrainOverWire(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	app := filepath.Join(r.src, "app")
+	os.MkdirAll(app, 0o755)
+	for i := range 10 {
+		wal, shm := filepath.Join(app, "app.db-wal"), filepath.Join(app, "app.db-shm")
+		os.WriteFile(wal, fmt.Appendf(nil, "frames %d", i), 0o644)
+		os.WriteFile(shm, make([]byte, 32<<10), 0o644)
+		os.WriteFile(filepath.Join(app, "app.db"), fmt.Appendf(nil, "db %d", i), 0o644)
+		os.Remove(wal)
+		os.Remove(shm)
+		r.mu.Lock()
+		r.last.Drained = false
+		r.mu.Unlock()
+		if err := r.sess.Drain(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for !r.status().Drained {
+			if time.Now().After(deadline) {
+				t.Fatalf("iteration %d: no Drained status (%+v)", i, r.status())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		diffs, err := r.ctl.Verify(ctx, r.from(), r.to(), mirror.Options{})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range diffs {
+			t.Errorf("iteration %d: difference right after Drained: %+v", i, d)
+		}
+		if len(diffs) > 0 {
+			t.FailNow()
+		}
+	}
+}

@@ -101,6 +101,12 @@ type SyncStatus struct {
 	AppliedTotal   int64 // records applied and acknowledged since start
 	AppliedRate    int64 // records a second, ×1000
 	Error          string
+	// BytesSent counts file content bytes the sync shipped to the target
+	// since it started (not its mirrors).
+	BytesSent int64
+	// Drained answers a SyncDrain: every change made on the source before
+	// the request is applied and acknowledged by the target.
+	Drained bool
 }
 
 func (*SyncStatus) Kind() Kind { return KindSyncStatus }
@@ -113,6 +119,8 @@ func (m *SyncStatus) Encode(e *Encoder) {
 	e.Varint(m.AppliedTotal)
 	e.Varint(m.AppliedRate)
 	e.String(m.Error)
+	e.Varint(m.BytesSent)
+	e.Bool(m.Drained)
 }
 
 func (m *SyncStatus) Decode(d *Decoder) error {
@@ -123,6 +131,10 @@ func (m *SyncStatus) Decode(d *Decoder) error {
 	m.AppliedTotal = d.Varint()
 	m.AppliedRate = d.Varint()
 	m.Error = d.String()
+	if d.Remaining() > 0 { // absent from older agents
+		m.BytesSent = d.Varint()
+		m.Drained = d.Bool()
+	}
 	return d.Err()
 }
 
@@ -130,6 +142,9 @@ func (m *SyncStatus) Decode(d *Decoder) error {
 const (
 	SyncPause  = "pause"
 	SyncResume = "resume"
+	// SyncDrain asks for one status with Drained set once every change
+	// made before the request is applied on the target (the final sync).
+	SyncDrain = "drain"
 )
 
 // SyncControl pauses or resumes shipping.
