@@ -137,9 +137,13 @@ func syncStats(st wire.SyncStatus) SyncStats {
 		AppliedTotal: st.AppliedTotal, RateRecords: float64(st.AppliedRate) / 1000}
 }
 
-// FinalSync runs the journaled sync until its resync mirror is done and
-// two reports a second apart show an empty backlog (the source's services
-// are stopped, so nothing new arrives), then stops it.
+// FinalSync runs the journaled sync and asks the source agent to drain
+// it (agent.SyncSession.Drain): the agent places a barrier behind every
+// change already made on the source (the services are stopped), waits for
+// change capture to deliver it and for the target to acknowledge every
+// journal record up to it, and reports Drained; then the sync is stopped.
+// An empty backlog alone is no proof: events still in the kernel's queue
+// are not in the backlog yet.
 func (e *AgentEngine) FinalSync(ctx context.Context, req SyncRequest, report func(SyncStats)) (SyncStats, error) {
 	if e.Polling {
 		return e.pollFinal(ctx, req, report)
@@ -148,7 +152,10 @@ func (e *AgentEngine) FinalSync(ctx context.Context, req SyncRequest, report fun
 	if err != nil {
 		return SyncStats{}, err
 	}
-	drained := 0
+	if err := sess.Drain(); err != nil {
+		sess.Close()
+		return SyncStats{}, engineErr(fmt.Errorf("final sync: %w", err))
+	}
 	for {
 		st, err := sess.Next()
 		if err != nil {
@@ -165,21 +172,12 @@ func (e *AgentEngine) FinalSync(ctx context.Context, req SyncRequest, report fun
 			sess.Stop()
 			return SyncStats{}, ctx.Err()
 		}
-		if st.State == replicate.StateSyncing && st.BacklogRecords == 0 {
-			drained++
-		} else {
-			drained = 0
-		}
-		if drained >= 2 {
+		if st.Drained {
 			fin, err := sess.Stop()
 			if err != nil {
 				return syncStats(fin), engineErr(fmt.Errorf("final sync: stop: %w", err))
 			}
-			out := syncStats(fin)
-			if out.BacklogRecords != 0 {
-				return out, fmt.Errorf("final sync: %d records still in the backlog at stop", out.BacklogRecords)
-			}
-			return out, nil
+			return syncStats(fin), nil
 		}
 	}
 }
