@@ -135,7 +135,12 @@ func TestJobLifecycle(t *testing.T) {
 	}
 
 	// The target data goes only with a job that is not running.
-	e.engine.advance(j.ID, ferry.JobSyncing, Progress{})
+	e.engine.advance(j.ID, ferry.JobSyncing, Progress{Phase: "sync", LagSeconds: 1.5, BacklogEntries: 7})
+	var live JobStatus
+	decode(t, e.expect(e.do("GET", "/api/v1/jobs/"+j.ID+"/status", e.token["operator"], nil), http.StatusOK), &live)
+	if live.State != ferry.JobSyncing || live.Progress.LagSeconds != 1.5 || live.Progress.BacklogEntries != 7 {
+		t.Errorf("live status %+v", live)
+	}
 	r = e.expect(e.do("DELETE", "/api/v1/jobs/"+j.ID+"?removeTargetData=true", admin, nil), http.StatusConflict)
 	if pr := problemOf(t, r); !strings.Contains(pr.Detail, "syncing") {
 		t.Errorf("refused removal %q does not name the state", pr.Detail)

@@ -47,6 +47,27 @@ func (s *Server) registerProgress() {
 		}}},
 	}
 	register(s, op, policy{Access: AccessPermission, Permission: ferry.PermJobsRead}, s.watchProgress)
+	register(s, huma.Operation{OperationID: "get-job-status", Method: http.MethodGet, Path: "/api/v1/jobs/{id}/status", Tags: []string{"Jobs"},
+		Summary: "Get a job's live status and progress",
+		Description: "The job's state and progress (bytes, files, rate, ETA, lag, backlog) as the running mirror or sync " +
+			"activity last reported it; the state stored in the database when the job has no workflow.",
+		Errors: []int{http.StatusNotFound}}, policy{Access: AccessPermission, Permission: ferry.PermJobsRead}, s.getJobStatus)
+}
+
+// JobStatusOutput is a job's live status.
+type JobStatusOutput struct {
+	Body *JobStatus
+}
+
+func (s *Server) getJobStatus(ctx context.Context, in *JobIDPath) (*JobStatusOutput, error) {
+	if _, err := s.db.FindJobByID(ctx, in.ID); err != nil {
+		return nil, err
+	}
+	st, err := s.jobStatus(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &JobStatusOutput{Body: st}, nil
 }
 
 func (s *Server) watchProgress(ctx context.Context, in *ProgressInput) (*huma.StreamResponse, error) {

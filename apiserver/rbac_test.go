@@ -44,8 +44,8 @@ var rbacSpec = map[string][]string{
 	"revoke-host": {admin}, "create-enrollment-token": {admin}, "list-enrollment-tokens": {admin},
 
 	"list-jobs": {admin, oper}, "get-job": {admin, oper}, "list-job-events": {admin, oper},
-	"watch-job-progress": {admin, oper},
-	"create-job":         {admin}, "update-job": {admin}, "delete-job": {admin},
+	"watch-job-progress": {admin, oper}, "get-job-status": {admin, oper},
+	"create-job": {admin}, "update-job": {admin}, "delete-job": {admin},
 	"start-job": {admin, oper}, "pause-job": {admin, oper}, "resume-job": {admin, oper},
 	"remirror-job": {admin, oper}, "test-cutover-job": {admin, oper}, "end-test-job": {admin, oper},
 	"cutover-job": {admin, oper}, "rollback-job": {admin, oper}, "cancel-job": {admin, oper},

@@ -121,6 +121,9 @@ func (m *migration) updateOptions(ctx workflow.Context, in OptionsInput) (Option
 		}
 	}
 	msg := "options changed: " + strings.Join(changed, ", ")
+	if res.BandwidthApplied {
+		msg += " (the running transfer follows the new bandwidth schedule)"
+	}
 	if bwErr != nil {
 		msg += fmt.Sprintf(" (the running transfer keeps its old bandwidth until its next start: %v)", bwErr)
 	}

@@ -100,7 +100,7 @@ func TestUpdateOptionsWhileRunning(t *testing.T) {
 	}
 	var found bool
 	for _, e := range h.eventsOf(ferry.JobEventAction) {
-		if e.Actor == "alice" && strings.Contains(e.Message, `bandwidth schedule "1M"`) {
+		if e.Actor == "alice" && strings.Contains(e.Message, `bandwidth schedule "1M"`) && strings.Contains(e.Message, "running transfer follows") {
 			found = true
 		}
 	}

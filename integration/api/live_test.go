@@ -72,7 +72,7 @@ func (s *statusStream) midMirror() (apiserver.JobStatus, bool) {
 
 // TestLiveProgressOptionsAndRemoveData runs a job whose mirror is held to
 // 1 MiB/s by its bandwidth schedule:
-//   - the SSE stream and the engine's status show the mirror's bytes and
+//   - the SSE stream and GET /status show the mirror's bytes and
 //     rate while the Mirror activity runs (heartbeat progress, not only the
 //     workflow's own updates);
 //   - PATCH bandwidthSchedule=off reaches the running transfer: the rest
@@ -132,8 +132,10 @@ func TestLiveProgressOptionsAndRemoveData(t *testing.T) {
 	if p.BytesTotal != fileSize*files || p.Phase != "mirror" || p.RateBytesPerS > 3<<20 {
 		t.Errorf("mid-mirror progress %+v (total want %d, rate at most ~1 MiB/s)", p, fileSize*files)
 	}
-	if st, err := te.Status(context.Background(), j.ID); err != nil || st.Progress.BytesDone == 0 {
-		t.Errorf("engine status without live bytes: %+v %v", st, err)
+	var st apiserver.JobStatus
+	e.expect(e.call("GET", "/api/v1/jobs/"+j.ID+"/status", e.token["operator"], nil, &st), http.StatusOK)
+	if st.State != ferry.JobMirroring || st.Progress.BytesDone == 0 || st.Progress.BytesTotal != fileSize*files {
+		t.Errorf("GET status without live bytes: %+v", st)
 	}
 
 	// Lift the limit while the mirror runs: the rest arrives well before
@@ -154,7 +156,7 @@ func TestLiveProgressOptionsAndRemoveData(t *testing.T) {
 			t.Fatalf("mirror still running 20 s after the limit was lifted: %+v %v", st, err)
 		}
 	}
-	if b := e.expect(e.call("GET", "/api/v1/jobs/"+j.ID+"/events?type=action", e.token["operator"], nil, nil), http.StatusOK); !strings.Contains(b, `bandwidth schedule \"off\"`) || strings.Contains(b, "keeps its old bandwidth") {
+	if b := e.expect(e.call("GET", "/api/v1/jobs/"+j.ID+"/events?type=action", e.token["operator"], nil, nil), http.StatusOK); !strings.Contains(b, `bandwidth schedule \"off\"`) || !strings.Contains(b, "the running transfer follows") {
 		t.Errorf("no job event records the options change: %s", b)
 	}
 
