@@ -226,7 +226,7 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 		return err
 	}
 	if base != nil && len(op.Hashes) > 0 {
-		if err := verifyBlocks(f, e.Size, op.BlockSize, op.Hashes, a.buffer()); err != nil {
+		if err := verifyBlocks(f, e.Size, op.BlockSize, op.Hashes, op.Digest, a.buffer()); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrNeedFull, op.Path, err)
 		}
 	}

@@ -215,7 +215,7 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 	}
 	sh.noteFile(e)
 	o.content = true
-	if h, ok := sh.hashes[e.Path]; ok && !full && e.Size >= DeltaMin {
+	if h, ok := sh.hashes[e.Path]; ok && !full && e.Size >= DeltaMin && deltaBlockSize(e.Size, h) == h.bs {
 		o.op.Op = wire.SyncOpDelta
 		o.delta = h.hashes
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // send writes one op and, for content ops, the file's data: every block for
-// a Put, the changed blocks for a Delta. It keeps the block hashes of large
-// files for the next delta.
+// a Put, the changed blocks for a Delta, the bytes past the old end for an
+// append. It keeps the block hashes of large files for the next delta.
 func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	if !o.content && o.op.Op != wire.SyncOpDelta {
 		return c.WriteMsg(&o.op)
@@ -28,68 +28,70 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	defer f.Close()
 	size := o.op.Entry.Size
 	large := size >= DeltaMin
+	base, haveBase := sh.hashes[o.op.Path]
+	bs := blockSizeFor(size)
+	if haveBase {
+		bs = deltaBlockSize(size, base)
+	}
 	var hashes []byte
-	if o.op.Op == wire.SyncOpDelta {
-		if hashes, err = hashBlocks(f, size, sh.buf); err != nil {
+	delta := o.op.Op == wire.SyncOpDelta
+	if delta {
+		if hashes, err = hashBlocks(f, size, bs, sh.buf); err != nil {
 			o.op.Op, o.op.Content = wire.SyncOpNone, false
 			return c.WriteMsg(&o.op)
 		}
-		o.op.BlockSize, o.op.Hashes = BlockSize, hashes
+		o.op.BlockSize, o.op.Hashes, o.op.Digest = bs, digestOf(hashes), true
 	}
 	var appendFrom int64 = -1
-	if o.op.Op == wire.SyncOpDelta {
-		if base, ok := sh.hashes[o.op.Path]; ok && isAppend(f, base, hashes, size, sh.buf) {
-			// Only bytes past the old end changed: append in place.
-			appendFrom = base.size
-			o.op.InPlace, o.op.BaseSize = true, base.size
-		}
+	if delta && haveBase && base.bs == bs && isAppend(f, base, hashes, size, sh.buf) {
+		// Only bytes past the old end changed: append in place.
+		appendFrom = base.size
+		o.op.InPlace, o.op.BaseSize = true, base.size
 	}
 	if err := c.WriteMsg(&o.op); err != nil {
 		return err
 	}
+	// A delta walks blocks of bs bytes (sending the changed ones), a full
+	// copy chunks of BlockSize (hashing them by bs for the next delta).
+	step := int64(BlockSize)
+	if delta {
+		step = bs
+	}
 	abandoned := false
-	for off, b := int64(0), 0; off < size; off, b = off+BlockSize, b+1 {
-		n := int(min(BlockSize, size-off))
-		if appendFrom >= 0 {
+	for off, b := int64(0), 0; off < size; off, b = off+step, b+1 {
+		n := int(min(step, size-off))
+		from := off
+		switch {
+		case appendFrom >= 0:
 			if off+int64(n) <= appendFrom {
 				continue
 			}
-			if off < appendFrom {
-				skip := int(appendFrom - off)
-				if _, err := f.ReadAt(sh.buf[:n-skip], appendFrom); err != nil && err != io.EOF {
-					abandoned = true
-					break
-				}
-				if err := c.WriteMsg(&wire.SyncChunk{Off: appendFrom, Data: sh.buf[:n-skip]}); err != nil {
-					return err
-				}
-				sh.s.contentBytes.Add(int64(n - skip))
-				continue
-			}
-		} else if o.delta != nil {
+			from = max(off, appendFrom)
+		case delta && o.delta != nil:
 			h := hashes[b*wire.HashSize : (b+1)*wire.HashSize]
 			if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h) {
 				continue
 			}
 		}
-		if _, err := f.ReadAt(sh.buf[:n], off); err != nil && !(err == io.EOF) {
+		data := sh.buf[:n]
+		if _, err := f.ReadAt(data, off); err != nil && err != io.EOF {
 			abandoned = true
 			break
 		}
-		if large && hashes == nil {
+		if large && !delta {
 			// Hash while streaming a full copy, for the next delta.
-			h := hashOf(sh.buf[:n])
-			sh.pendingHashes = append(sh.pendingHashes, h[:]...)
+			sh.pendingHashes = appendBlockHashes(sh.pendingHashes, data, bs)
 		}
+		data = data[from-off:]
 		if sh.lim != nil {
-			if err := sh.lim.WaitN(ctx, n); err != nil {
+			if err := sh.lim.WaitN(ctx, len(data)); err != nil {
 				return err
 			}
 		}
-		if err := c.WriteMsg(&wire.SyncChunk{Off: off, Data: sh.buf[:n]}); err != nil {
+		if err := c.WriteMsg(&wire.SyncChunk{Off: from, Data: data}); err != nil {
 			return err
 		}
-		sh.s.contentBytes.Add(int64(n))
+		sh.s.contentBytes.Add(int64(len(data)))
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() < size {
 		abandoned = true // shrank while read: the tail read as zeros or short
@@ -98,7 +100,7 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		if hashes == nil {
 			hashes = sh.pendingHashes
 		}
-		sh.hashes[o.op.Path] = fileHashes{size: size, hashes: bytes.Clone(hashes)}
+		sh.hashes[o.op.Path] = fileHashes{size: size, bs: bs, hashes: bytes.Clone(hashes)}
 	} else {
 		delete(sh.hashes, o.op.Path)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/bwlimit"
+	"github.com/ferry-migrate/ferry/agent/capture"
 	"github.com/ferry-migrate/ferry/agent/fsys"
 	"github.com/ferry-migrate/ferry/agent/journal"
 	"github.com/ferry-migrate/ferry/agent/wire"
@@ -146,6 +147,14 @@ func (sh *shipper) session(ctx context.Context) error {
 			}
 			continue
 		}
+		if wait := coalesceWait(recs, time.Now()); wait > 0 {
+			// Content is being written right now: let the writes of the
+			// next moment join this batch and ship once.
+			sleep(sctx, wait)
+			if more, err := s.j.Read(next, ReadBatch); err == nil && len(more) >= len(recs) {
+				recs = more
+			}
+		}
 		last := recs[len(recs)-1].Seq
 		sh.peeked = false
 		recs = journal.Coalesce(recs)
@@ -240,4 +249,31 @@ func (sh *shipper) waitAcked(ctx context.Context, c *wire.Conn) error {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// CoalesceDelay is how long the shipper lets a batch of content writes
+// younger than it wait for more writes to the same files, so a steady
+// stream of small commits (a database and its WAL) ships once per window
+// instead of once per commit. It bounds the lag it adds.
+const CoalesceDelay = 20 * time.Millisecond
+
+// coalesceWait is how long to hold recs before shipping them: until the
+// newest is CoalesceDelay old, when the batch is not full and holds a
+// content write; else 0.
+func coalesceWait(recs []journal.Record, now time.Time) time.Duration {
+	if len(recs) == 0 || len(recs) >= ReadBatch {
+		return 0
+	}
+	modify := false
+	for _, r := range recs {
+		if capture.Op(r.Op) == capture.OpModify {
+			modify = true
+			break
+		}
+	}
+	if !modify {
+		return 0
+	}
+	age := now.Sub(time.Unix(0, recs[len(recs)-1].Time))
+	return min(max(CoalesceDelay-age, 0), CoalesceDelay)
 }

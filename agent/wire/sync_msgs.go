@@ -224,9 +224,11 @@ type SyncOp struct {
 	// the existing file so its other names keep sharing it.
 	InPlace bool
 	// BlockSize and Hashes (Delta): the XXH3-128 hash of every block of the
-	// new content, to verify the patched file.
+	// new content, to verify the patched file; with Digest set, Hashes is
+	// the XXH3-128 of those hashes concatenated.
 	BlockSize int64
 	Hashes    []byte
+	Digest    bool
 	// BaseSize (Delta with InPlace): the size the target's file must have;
 	// the op only appends beyond it, in place.
 	BaseSize int64
@@ -253,6 +255,7 @@ func (m *SyncOp) Encode(e *Encoder) {
 	e.Blob(m.Hashes)
 	e.Varint(m.BaseSize)
 	e.Strings(m.Names)
+	e.Bool(m.Digest)
 }
 
 func (m *SyncOp) Decode(d *Decoder) error {
@@ -276,6 +279,7 @@ func (m *SyncOp) Decode(d *Decoder) error {
 	m.Hashes = append([]byte(nil), d.Blob()...)
 	m.BaseSize = d.Varint()
 	m.Names = d.Strings()
+	m.Digest = d.Remaining() > 0 && d.Bool() // absent from older agents
 	return d.Err()
 }
 
