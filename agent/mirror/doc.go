@@ -50,7 +50,8 @@
 //
 // Every CheckpointBytes (default 16 MiB) of a large file the target records
 // {path, temporary name, offset, source size and mtime} in
-// DATADIR/jobs/<job>/partial/ and starts a background fdatasync; when the
+// DATADIR/jobs/<job>/partial/ (and starts a background fdatasync if the
+// file's last one is 30 s old: see syncInterval); when the
 // connection is cut it records the exact offset reached. A rerun of the
 // same job finds completed files up to date and, for a partial file whose
 // source is unchanged, sends NeedDelta with the block hashes of the

@@ -16,7 +16,8 @@ const (
 	// BlockSize is the unit of block hashing and delta transfer.
 	BlockSize = 64 << 10
 	// DefaultCheckpointBytes is how often the offset of a large file in
-	// progress is recorded (and a background fdatasync started).
+	// progress is recorded (and, at most every 30 s, a background
+	// fdatasync started).
 	DefaultCheckpointBytes = 16 << 20
 	// frameSize is the payload size of Data frames of large files.
 	frameSize = 1 << 20
