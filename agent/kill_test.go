@@ -134,7 +134,10 @@ func TestResumeAfterKill9(t *testing.T) {
 			sdir, tdir, dst := t.TempDir(), t.TempDir(), t.TempDir()
 			sa, ta := spawnAgent(t, ca, sdir, ckpt), spawnAgent(t, ca, tdir, ckpt)
 			job := "kill-" + victim
-			req := MirrorRequest{JobID: job, From: Endpoint{sa.addr, src}, To: Endpoint{ta.addr, dst}}
+			// The first run is paced so that the kill lands mid-transfer
+			// (unpaced, 320 MiB can finish between two progress reports).
+			req := MirrorRequest{JobID: job, From: Endpoint{sa.addr, src}, To: Endpoint{ta.addr, dst},
+				Opts: mirror.Options{BWLimit: "200M"}}
 			var w1 atomic.Int64
 			var killed atomic.Bool
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -158,6 +161,7 @@ func TestResumeAfterKill9(t *testing.T) {
 				sa = spawnAgent(t, ca, sdir, ckpt)
 			}
 			req.From.Addr, req.To.Addr = sa.addr, ta.addr
+			req.Opts.BWLimit = ""
 			var sum mirror.Summary
 			for try := 0; ; try++ {
 				sum, err = ctl.Mirror(ctx, req, nil)
