@@ -42,16 +42,19 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 		self = a.Addr().String()
 	}
 	ctl := &Controller{TLS: a.cfg.ClientTLS}
-	mirrorSub := func(ctx context.Context, sub string) error {
+	mirrorSub := func(ctx context.Context, sub string) (mirror.Summary, error) {
 		from := Endpoint{Addr: self, Path: path.Join(m.Root, sub)}
 		to := Endpoint{Addr: m.Target, Path: path.Join(m.TargetRoot, sub)}
 		o := opts
-		o.Orphans, o.OrphanDir = wire.OrphansDelete, ""
+		// Resyncs and rescans compare in time mode: the target was written
+		// by this job (temporary files renamed over, times set last), and
+		// strict mode would read and hash the whole tree on both hosts on
+		// every restart of the session.
+		o.Orphans, o.OrphanDir, o.Checksum = wire.OrphansDelete, "", wire.ChecksumTime
 		if sub != "" {
 			o.Profile = "" // the profile's exclusions are relative to the job root
 		}
-		_, err := ctl.Mirror(ctx, MirrorRequest{From: from, To: to, Opts: o}, nil)
-		return err
+		return ctl.Mirror(ctx, MirrorRequest{From: from, To: to, Opts: o}, nil)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -121,7 +124,7 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 func statusOf(s replicate.Stats) wire.SyncStatus {
 	return wire.SyncStatus{State: s.State, LagMs: s.Lag.Milliseconds(), BacklogRecords: s.BacklogRecords,
 		BacklogBytes: s.BacklogBytes, AppliedTotal: s.AppliedTotal, AppliedRate: int64(s.AppliedRate * 1000), Error: s.Err,
-		BytesSent: s.ContentBytes}
+		BytesSent: s.ContentBytes + s.MirrorBytes}
 }
 
 // syncTarget serves a source agent's sync data connection.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
 // TestWaitDrainedBarrier: changes made immediately before WaitDrained
@@ -127,5 +128,61 @@ func TestSyncDrainOverWire(t *testing.T) {
 		if len(diffs) > 0 {
 			t.FailNow()
 		}
+	}
+}
+
+// TestRestartResendsNothing: a sync session restarted on an unchanged tree
+// (what the host activity does after a crash of the control plane)
+// resyncs in time mode and sends next to nothing.
+func TestRestartResendsNothing(t *testing.T) {
+	for _, mode := range []string{wire.ChecksumTime, wire.ChecksumStrict} {
+		t.Run(mode, func(t *testing.T) { testRestartResendsNothing(t, mode) })
+	}
+}
+
+func testRestartResendsNothing(t *testing.T, checksum string) {
+	r := newRig(t)
+	r.opts.Checksum = checksum
+	for i := range 200 {
+		p := filepath.Join(r.src, fmt.Sprintf("tree/d%d/f%d", i%10, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		b := make([]byte, 48<<10)
+		for j := range b {
+			b[j] = byte(i + j*7)
+		}
+		os.WriteFile(p, b, 0o644)
+	}
+	drained := func() wire.SyncStatus {
+		t.Helper()
+		r.mu.Lock()
+		r.last.Drained = false
+		r.mu.Unlock()
+		if err := r.sess.Drain(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for !r.status().Drained {
+			if time.Now().After(deadline) {
+				t.Fatalf("no Drained status (%+v)", r.status())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return r.status()
+	}
+	r.start()
+	first := drained()
+	if first.BytesSent < 200*48<<10 {
+		t.Fatalf("first session sent %d bytes, want at least the tree (%d)", first.BytesSent, 200*48<<10)
+	}
+	r.converge(5 * time.Second)
+	for round := range 2 {
+		r.stop()
+		r.start()
+		st := drained()
+		t.Logf("restart %d: %d bytes sent (first session: %d)", round, st.BytesSent, first.BytesSent)
+		if st.BytesSent > 64<<10 {
+			t.Errorf("restart %d on an unchanged tree sent %d bytes, want at most 64 KiB", round, st.BytesSent)
+		}
+		r.converge(5 * time.Second)
 	}
 }

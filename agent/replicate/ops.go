@@ -38,7 +38,7 @@ func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record
 			if err := sh.waitAcked(ctx, c); err != nil {
 				return err
 			}
-			if err := sh.s.cfg.Mirror(ctx, r.Path); err != nil {
+			if err := sh.s.mirror(ctx, r.Path); err != nil {
 				return err
 			}
 			clear(sh.hashes)

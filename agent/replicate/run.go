@@ -91,7 +91,7 @@ func (s *Source) resync(ctx context.Context) error {
 	s.resyncs.Add(1)
 	s.setState(StateMirroring)
 	s.log.Info("sync: mirroring", "overflowed", overflowed)
-	if err := s.cfg.Mirror(ctx, ""); err != nil {
+	if err := s.mirror(ctx, ""); err != nil {
 		if overflowed {
 			s.setState(StateRemirrorRequired)
 		}

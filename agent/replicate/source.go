@@ -46,8 +46,9 @@ type SourceConfig struct {
 	// Mirror mirrors Root/sub onto TargetRoot/sub with orphans deleted
 	// (sub "" is the whole tree). It is called for the initial mirror, for
 	// resyncs (restart, journal full) and for rescans of a subtree;
-	// shipping is paused while it runs. Required.
-	Mirror func(ctx context.Context, sub string) error
+	// shipping is paused while it runs. Its summary's BytesOnWire is
+	// counted in Stats.MirrorBytes. Required.
+	Mirror func(ctx context.Context, sub string) (mirror.Summary, error)
 	// JournalMaxBytes bounds the journal on disk (0: 1 GiB).
 	JournalMaxBytes int64
 	// ForceInotify skips fanotify (tests).
@@ -74,6 +75,9 @@ type Stats struct {
 	// ContentBytes counts file content bytes shipped by the sync (not by
 	// its mirrors).
 	ContentBytes int64
+	// MirrorBytes counts the bytes the mirrors run by this Source (resyncs,
+	// rescans) wrote to their data connections.
+	MirrorBytes int64
 	// Err is the last error (connection, mirror), cleared on success.
 	Err string
 }
@@ -95,6 +99,7 @@ type Source struct {
 	resyncs   atomic.Int64
 	// contentBytes counts file content shipped (before TLS).
 	contentBytes atomic.Int64
+	mirrorBytes  atomic.Int64
 	// remirror is signalled by the feeder when the journal overflowed.
 	remirror chan struct{}
 
@@ -172,7 +177,8 @@ func (s *Source) Stats() Stats {
 	defer s.mu.Unlock()
 	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
 		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr,
-		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load()}
+		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load(),
+		MirrorBytes: s.mirrorBytes.Load()}
 	if s.paused && st.State == StateSyncing {
 		st.State = StatePaused
 	}
@@ -384,4 +390,11 @@ func (r *rateMeter) rate(now time.Time) float64 {
 		}
 	}
 	return float64(sum) / float64(len(r.slots)-1)
+}
+
+// mirror runs cfg.Mirror on sub and counts the bytes it sent.
+func (s *Source) mirror(ctx context.Context, sub string) error {
+	sum, err := s.cfg.Mirror(ctx, sub)
+	s.mirrorBytes.Add(sum.BytesOnWire)
+	return err
 }

@@ -56,13 +56,12 @@ func TestJournalFullRemirrors(t *testing.T) {
 	cfg := replicate.SourceConfig{JobID: "full", Root: src, DataDir: data, TargetRoot: dst, JournalMaxBytes: 64 << 10,
 		Log:  quietLog(),
 		Dial: func(ctx context.Context) (*wire.Conn, error) { return agent.Dial(ctx, to.Addr, sid.ClientTLS()) },
-		Mirror: func(ctx context.Context, sub string) error {
+		Mirror: func(ctx context.Context, sub string) (mirror.Summary, error) {
 			mirrors.Add(1)
 			f, d := from, to
 			f.Path, d.Path = path.Join(src, sub), path.Join(dst, sub)
-			_, err := ctl.Mirror(ctx, agent.MirrorRequest{From: f, To: d,
+			return ctl.Mirror(ctx, agent.MirrorRequest{From: f, To: d,
 				Opts: mirror.Options{Orphans: wire.OrphansDelete}}, nil)
-			return err
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -125,11 +124,10 @@ func newLibrarySource(t *testing.T, src, dst string) (*replicate.Source, *agent.
 	to := agent.Endpoint{Addr: ta.Addr().String(), Path: dst}
 	cfg := replicate.SourceConfig{JobID: t.Name(), Root: src, DataDir: t.TempDir(), TargetRoot: dst, Log: quietLog(),
 		Dial: func(ctx context.Context) (*wire.Conn, error) { return agent.Dial(ctx, to.Addr, sid.ClientTLS()) },
-		Mirror: func(ctx context.Context, sub string) error {
+		Mirror: func(ctx context.Context, sub string) (mirror.Summary, error) {
 			f, d := from, to
 			f.Path, d.Path = path.Join(src, sub), path.Join(dst, sub)
-			_, err := ctl.Mirror(ctx, agent.MirrorRequest{From: f, To: d, Opts: mirror.Options{Orphans: wire.OrphansDelete}}, nil)
-			return err
+			return ctl.Mirror(ctx, agent.MirrorRequest{From: f, To: d, Opts: mirror.Options{Orphans: wire.OrphansDelete}}, nil)
 		}}
 	s, err := replicate.StartSource(context.Background(), cfg)
 	if err != nil {

@@ -29,6 +29,7 @@ type rig struct {
 	tdir     string
 	sa, ta   *childAgent
 	px       *proxy
+	opts     mirror.Options // the job's options (zero: defaults)
 
 	mu    sync.Mutex
 	last  wire.SyncStatus
@@ -66,7 +67,7 @@ func (r *rig) start() {
 	var sess *agent.SyncSession
 	var err error
 	for try := 0; try < 50; try++ {
-		sess, err = r.ctl.StartSync(ctx, agent.SyncRequest{JobID: "sync-test", From: r.from(), To: r.to()})
+		sess, err = r.ctl.StartSync(ctx, agent.SyncRequest{JobID: "sync-test", From: r.from(), To: r.to(), Opts: r.opts})
 		if err == nil {
 			var st wire.SyncStatus
 			st, err = sess.Next()

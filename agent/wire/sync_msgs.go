@@ -101,8 +101,9 @@ type SyncStatus struct {
 	AppliedTotal   int64 // records applied and acknowledged since start
 	AppliedRate    int64 // records a second, ×1000
 	Error          string
-	// BytesSent counts file content bytes the sync shipped to the target
-	// since it started (not its mirrors).
+	// BytesSent counts the bytes the sync sent to the target since it
+	// started: file content it shipped plus what its mirrors (resyncs,
+	// rescans) wrote to their data connections.
 	BytesSent int64
 	// Drained answers a SyncDrain: every change made on the source before
 	// the request is applied and acknowledged by the target.
