@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/replicate"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
@@ -18,6 +19,12 @@ import (
 // on the target the moment WaitDrained returns, with no sleep in between,
 // on every one of many iterations.
 func TestWaitDrainedBarrier(t *testing.T) {
+	for _, backend := range []string{"fanotify", "inotify"} {
+		t.Run(backend, func(t *testing.T) { testWaitDrainedBarrier(t, backend == "inotify") })
+	}
+}
+
+func testWaitDrainedBarrier(t *testing.T, inotify bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: fanotify capture and owner fidelity")
 	}
@@ -27,11 +34,14 @@ func TestWaitDrainedBarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(app, "app.db"), make([]byte, 64<<10), 0o644)
-	s, ctl, from, to := newLibrarySource(t, src, dst)
+	s, ctl, from, to := newLibrarySourceWith(t, src, dst, func(c *replicate.SourceConfig) { c.ForceInotify = inotify })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := s.WaitDrained(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if want := map[bool]string{false: "fanotify", true: "inotify"}[inotify]; s.Stats().Backend != want {
+		t.Fatalf("capture backend %q, want %q", s.Stats().Backend, want)
 	}
 	const iterations = 40
 	for i := range iterations {

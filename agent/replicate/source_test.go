@@ -116,6 +116,13 @@ func TestJournalFullRemirrors(t *testing.T) {
 // library API (the way the host activities call it), synced and drained.
 func newLibrarySource(t *testing.T, src, dst string) (*replicate.Source, *agent.Controller, agent.Endpoint, agent.Endpoint) {
 	t.Helper()
+	return newLibrarySourceWith(t, src, dst, nil)
+}
+
+// newLibrarySourceWith is newLibrarySource with edit applied to the
+// config (nil: none).
+func newLibrarySourceWith(t *testing.T, src, dst string, edit func(*replicate.SourceConfig)) (*replicate.Source, *agent.Controller, agent.Endpoint, agent.Endpoint) {
+	t.Helper()
 	ca := newCA(t)
 	sa, sid := startAgent(t, ca, "src")
 	ta, _ := startAgent(t, ca, "dst")
@@ -129,6 +136,9 @@ func newLibrarySource(t *testing.T, src, dst string) (*replicate.Source, *agent.
 			f.Path, d.Path = path.Join(src, sub), path.Join(dst, sub)
 			return ctl.Mirror(ctx, agent.MirrorRequest{From: f, To: d, Opts: mirror.Options{Orphans: wire.OrphansDelete}}, nil)
 		}}
+	if edit != nil {
+		edit(&cfg)
+	}
 	s, err := replicate.StartSource(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
