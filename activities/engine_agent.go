@@ -52,7 +52,8 @@ func MirrorOptionsWire(o MirrorOptions) mirror.Options { return wireOptions(o) }
 
 func wireOptions(o MirrorOptions) mirror.Options {
 	return mirror.Options{Checksum: o.Checksum, Excludes: o.Excludes, Profile: o.Profile,
-		OnError: o.OnError, Orphans: o.Orphans, OrphanDir: o.OrphanDir, BWLimit: o.BWLimit}
+		OnError: o.OnError, Orphans: o.Orphans, OrphanDir: o.OrphanDir, BWLimit: o.BWLimit,
+		Compress: o.Compress, Encrypt: o.Encrypt, Key: []byte(o.Key)}
 }
 
 // engineErr marks errors no retry can fix as ErrInvalidRequest.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"path/filepath"
 	"time"
+
+	"github.com/ferry-migrate/ferry"
 )
 
 // Host holds the host-bound activities of one agent. `ferry agent` builds one
@@ -24,6 +26,9 @@ type Host struct {
 	HeartbeatEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Keys fetches the payload secret of encrypted jobs at run time (see
+	// KeySource); nil makes encrypted transfers fail non-retryably.
+	Keys KeySource
 }
 
 func (h *Host) now() time.Time {
@@ -90,6 +95,17 @@ type MirrorOptions struct {
 	// BWLimit is the source's bandwidth schedule (bwlimit syntax); "" for
 	// none. A running transfer takes a changed one through SetBandwidth.
 	BWLimit string `json:"bwLimit,omitempty"`
+	// Compress is the payload compression level: off, fast, balanced,
+	// normal or extreme ("" = off).
+	Compress string `json:"compress,omitempty"`
+	// Encrypt is the payload cipher: none, aes or sm4 ("" = none). The key
+	// is never part of the options a workflow passes: the source host's
+	// activity fetches it (Host.Keys) and sets Key.
+	Encrypt string `json:"encrypt,omitempty"`
+	// Key is the job's payload secret, filled in on the host at run time.
+	// It is never serialised (activity inputs and heartbeats stay keyless)
+	// and prints as "[redacted]".
+	Key ferry.SecretKey `json:"-"`
 }
 
 // MirrorRequest is what Engine.Mirror copies.

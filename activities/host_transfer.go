@@ -33,6 +33,9 @@ func (h *Host) Mirror(ctx context.Context, in MirrorInput) (MirrorResult, error)
 	if err != nil {
 		return MirrorResult{}, err
 	}
+	if err := h.withKey(ctx, in.Request.JobID, &in.Request.Options); err != nil {
+		return MirrorResult{}, err
+	}
 	info := activity.GetInfo(ctx)
 	var resumed MirrorProgress
 	if activity.HasHeartbeatDetails(ctx) {
@@ -77,6 +80,9 @@ type SyncResult struct {
 func (h *Host) Sync(ctx context.Context, in SyncInput) (SyncResult, error) {
 	eng, err := h.engine()
 	if err != nil {
+		return SyncResult{}, err
+	}
+	if err := h.withKey(ctx, in.Request.JobID, &in.Request.Options); err != nil {
 		return SyncResult{}, err
 	}
 	var last SyncStats
@@ -153,6 +159,9 @@ func (h *Host) FinalSync(ctx context.Context, in FinalSyncInput) (FinalSyncResul
 	if err != nil {
 		return FinalSyncResult{}, err
 	}
+	if err := h.withKey(ctx, in.Request.JobID, &in.Request.Options); err != nil {
+		return FinalSyncResult{}, err
+	}
 	hb := startHeartbeat(ctx, h.heartbeatEvery(), SyncStats{})
 	defer hb.stop()
 	s, err := eng.FinalSync(ctx, in.Request, func(s SyncStats) { hb.set(s) })
@@ -178,6 +187,9 @@ type VerifyResult struct {
 func (h *Host) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	eng, err := h.engine()
 	if err != nil {
+		return VerifyResult{}, err
+	}
+	if err := h.withKey(ctx, in.Request.JobID, &in.Request.Options); err != nil {
 		return VerifyResult{}, err
 	}
 	hb := startHeartbeat(ctx, h.heartbeatEvery(), nil)
