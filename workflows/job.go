@@ -36,6 +36,11 @@ func SpecFromJob(j *ferry.Job, targetAddr string) (JobSpec, error) {
 			// only through cutover: keep or delete.
 			Orphans: string(ferry.OrphanKeep),
 			BWLimit: j.BandwidthSchedule,
+			// The cipher's name only: the source agent fetches the key
+			// from the control plane at run time (activities.KeySource),
+			// so it never lands in the workflow's history.
+			Compress: string(j.Compression),
+			Encrypt:  string(j.Encryption),
 		},
 	}
 	if j.OrphanPolicy == ferry.OrphanDelete {

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +38,18 @@ func TestSpecFromJob(t *testing.T) {
 	}
 	if len(s.PostCutover) != 2 || !s.PostCutover[0].MustSucceed || s.PostCutover[1].MustSucceed || s.ShutdownSource == nil {
 		t.Fatalf("post %+v shutdown %+v", s.PostCutover, s.ShutdownSource)
+	}
+	// Payload options: the cipher's name travels, the key never does.
+	j.Compression, j.Encryption, j.EncryptionKey = ferry.CompressionFast, ferry.EncryptionAES, ferry.SecretKey("0123456789abcdef-do-not-leak")
+	s, err = SpecFromJob(j, "b:7780")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Options.Compress != "fast" || s.Options.Encrypt != "aes" || s.Options.Key != nil {
+		t.Fatalf("payload options %q %q key set %v", s.Options.Compress, s.Options.Encrypt, s.Options.Key != nil)
+	}
+	if data, _ := json.Marshal(s); strings.Contains(string(data), "do-not-leak") || !strings.Contains(string(data), `"encrypt":"aes"`) {
+		t.Fatalf("spec JSON %s", data)
 	}
 	j.SourcePaths = []string{"/a", "/b"}
 	if _, err := SpecFromJob(j, ""); ferry.ErrorCode(err) != ferry.EINVALID {
