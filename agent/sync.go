@@ -65,6 +65,8 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 		fail(err)
 		return
 	}
+	// SetLimits for the job reaches the running sync's shipping.
+	defer a.registerLimiter(m.JobID, src.Limiter())()
 	go func() {
 		for {
 			msg, err := c.ReadMsg()

@@ -196,3 +196,27 @@ func testRestartResendsNothing(t *testing.T, checksum string) {
 		r.converge(5 * time.Second)
 	}
 }
+
+// TestSyncLiveBandwidth: a bandwidth schedule set on the source agent for
+// the job (Controller.SetBandwidth, what the API's live change uses)
+// reaches the running sync: "0" holds shipping, "off" releases it.
+func TestSyncLiveBandwidth(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.ctl.SetBandwidth(ctx, r.sa.addr, "sync-test", "0"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(r.src, "held"), make([]byte, 64<<10), 0o644)
+	time.Sleep(time.Second)
+	if _, err := os.Lstat(filepath.Join(r.dst, "held")); err == nil {
+		if fi, _ := os.Stat(filepath.Join(r.dst, "held")); fi.Size() == 64<<10 {
+			t.Fatal("the file was shipped while the schedule forbids transfers")
+		}
+	}
+	if err := r.ctl.SetBandwidth(ctx, r.sa.addr, "sync-test", "off"); err != nil {
+		t.Fatal(err)
+	}
+	r.converge(5 * time.Second)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +33,8 @@ type shipper struct {
 	names       map[string]inoKey
 	groups      map[inoKey]map[string]bool // the same, by inode
 	afterMirror bool
-	progressed  atomic.Bool // set by the ack reader
-	lim         *bwlimit.Limiter
+	progressed  atomic.Bool      // set by the ack reader
+	lim         *bwlimit.Limiter // the Source's
 	root        *fsys.Root
 	buf         []byte
 	fullSeq     uint64 // first record of the last sessions, and how often
@@ -95,13 +94,7 @@ func (sh *shipper) session(ctx context.Context) error {
 	if sh.buf == nil {
 		sh.buf = make([]byte, BlockSize)
 	}
-	if b := strings.TrimSpace(s.cfg.Opts.BWLimit); b != "" && b != "off" && sh.lim == nil {
-		sched, err := bwlimit.ParseSchedule(b)
-		if err != nil {
-			return fmt.Errorf("bwlimit: %w", err)
-		}
-		sh.lim = bwlimit.NewLimiter(sched, nil)
-	}
+	sh.lim = s.lim
 	sh.mu.Lock()
 	sh.ackSeq, sh.sentSeq = next-1, next-1
 	sh.mu.Unlock()

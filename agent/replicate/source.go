@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-migrate/ferry/agent/bwlimit"
 	"github.com/ferry-migrate/ferry/agent/capture"
 	"github.com/ferry-migrate/ferry/agent/journal"
 	"github.com/ferry-migrate/ferry/agent/mirror"
@@ -112,6 +114,9 @@ type Source struct {
 	lastEvent time.Time
 	rate      rateMeter
 	err       error // terminal error of run
+	// lim paces shipping (unlimited without a schedule); SetSchedule on it
+	// changes a running sync's bandwidth.
+	lim *bwlimit.Limiter
 	// barriers are the drain barriers WaitDrained waits for, by name.
 	barriers map[string]chan uint64
 }
@@ -150,6 +155,12 @@ func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replicate: open journal: %w", err)
 	}
+	var sched *bwlimit.Schedule
+	if b := strings.TrimSpace(cfg.Opts.BWLimit); b != "" && b != "off" {
+		if sched, err = bwlimit.ParseSchedule(b); err != nil {
+			return nil, fmt.Errorf("replicate: bwlimit: %w", err)
+		}
+	}
 	filter := mirror.NewFilter(&cfg.Opts, root, cfg.DataDir, 0)
 	ctx, cancel := context.WithCancel(ctx)
 	w, err := capture.Watch(ctx, capture.Options{Root: root, Logger: cfg.Log, ForceInotify: cfg.ForceInotify,
@@ -161,11 +172,17 @@ func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	}
 	s := &Source{cfg: cfg, log: cfg.Log.With("job", cfg.JobID, "role", "sync-source"), j: j, w: w,
 		cancel: cancel, done: make(chan struct{}), backend: w.Backend(),
-		remirror: make(chan struct{}, 1), state: StateStarting, barriers: map[string]chan uint64{}, pauseCh: make(chan struct{}), filter: filter}
+		remirror: make(chan struct{}, 1), state: StateStarting, barriers: map[string]chan uint64{},
+		lim: bwlimit.NewLimiter(sched, nil), pauseCh: make(chan struct{}), filter: filter}
 	go s.feed(ctx)
 	go s.run(ctx)
 	return s, nil
 }
+
+// Limiter returns the limiter that paces shipping (the job's BWLimit
+// schedule, unlimited without one): its SetSchedule changes the bandwidth
+// of the running sync at once. Mirrors run by Config.Mirror have their own.
+func (s *Source) Limiter() *bwlimit.Limiter { return s.lim }
 
 // excluded reports whether rel is left out of the sync.
 func (s *Source) excluded(rel string) bool { return s.filter.ExcludedName(rel) }
