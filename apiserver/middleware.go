@@ -70,7 +70,7 @@ func (s *Server) observe(hctx huma.Context, next func(huma.Context)) {
 	s.metrics.observe(op.OperationID, status, time.Since(st.start))
 	pol, _ := policyOf(op)
 	mutating := op.Method != http.MethodGet && op.Method != http.MethodHead
-	if (mutating && !pol.NoAudit) || status == http.StatusForbidden {
+	if (mutating && !pol.NoAudit) || pol.AuditReads || status == http.StatusForbidden {
 		s.appendAudit(context.WithoutCancel(ctx), op, hctx, st, status)
 	}
 }

@@ -196,6 +196,8 @@ type policy struct {
 	AllowPasswordChange bool
 	// NoAudit skips the audit record of a mutating call (agent heartbeats).
 	NoAudit bool
+	// AuditReads audits every call, reads included (secrets handed out).
+	AuditReads bool
 }
 
 // metaPolicy is the key of the operation metadata carrying its policy.

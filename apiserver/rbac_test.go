@@ -28,7 +28,7 @@ const (
 
 var rbacSpec = map[string][]string{
 	"get-health": {public}, "get-ready": {public}, "login": {public}, "enroll-agent": {public},
-	"agent-heartbeat": {agent}, "agent-events": {agent}, "get-ca-certificate": {public},
+	"agent-heartbeat": {agent}, "agent-events": {agent}, "agent-job-key": {agent}, "get-ca-certificate": {public},
 
 	"logout": {anyone}, "get-me": {anyone}, "change-password": {anyone},
 	"list-api-tokens": {anyone}, "create-api-token": {anyone}, "revoke-api-token": {anyone},

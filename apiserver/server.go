@@ -173,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 	s.registerAudit()
 	s.registerHosts()
 	s.registerAgentEvents()
+	s.registerAgentKeys()
 	s.registerCACert()
 	s.registerJobs()
 	s.registerProgress()
