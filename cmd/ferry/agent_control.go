@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -165,8 +166,14 @@ func (c *controlledAgent) runWorker(ctx context.Context) error {
 		return err
 	}
 	defer tc.Close()
+	keyClient, err := c.en.apiClient(c.id)
+	if err != nil {
+		return err
+	}
+	defer keyClient.CloseIdleConnections()
 	host := &activities.Host{ID: c.en.HostID, AgentVersion: apiserver.Version,
-		Engine: &activities.AgentEngine{Controller: &agent.Controller{TLS: c.id.ClientTLS()}, SelfAddr: c.dataAddr}}
+		Engine: &activities.AgentEngine{Controller: &agent.Controller{TLS: c.id.ClientTLS()}, SelfAddr: c.dataAddr},
+		Keys:   controlPlaneKeys{client: keyClient, serverURL: c.en.ServerURL}}
 	w, err := worker.NewHost(tc, host, sdkworker.Options{WorkerStopTimeout: 5 * time.Second})
 	if err != nil {
 		return err
@@ -178,6 +185,27 @@ func (c *controlledAgent) runWorker(ctx context.Context) error {
 	<-ctx.Done()
 	w.Stop()
 	return nil
+}
+
+// controlPlaneKeys is the agent's activities.KeySource: it fetches a job's
+// payload secret from the control plane (agent-job-key) over HTTPS with the
+// host's client certificate. The key is neither cached nor logged.
+type controlPlaneKeys struct {
+	client    *http.Client
+	serverURL string
+}
+
+// JobKey implements activities.KeySource. A refusal by the control plane
+// (403: not this host's job; 409: the job is not encrypted; 401: the
+// certificate is refused) wraps activities.ErrInvalidRequest so that the
+// activity fails without retries; other errors are retried.
+func (k controlPlaneKeys) JobKey(ctx context.Context, jobID string) ([]byte, error) {
+	key, err := apiserver.JobKey(ctx, k.client, k.serverURL, jobID)
+	var ae *apiserver.APIError
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
+		return nil, fmt.Errorf("%w: %w", activities.ErrInvalidRequest, err)
+	}
+	return key, err
 }
 
 // advertisedAddr is the data-channel address other agents use: advertise
