@@ -188,8 +188,8 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 	if op.InPlace {
 		if f, err := a.root.OpenFile(op.Path, os.O_RDWR, 0); err == nil {
 			defer f.Close()
-			abandoned, err := a.receive(c, f)
-			if err != nil || abandoned {
+			end, err := a.receive(c, f)
+			if err != nil || end.Abandoned {
 				return err
 			}
 			if err := f.Truncate(e.Size); err != nil {
@@ -218,16 +218,22 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 			return fmt.Errorf("copy base: %w", err)
 		}
 	}
-	abandoned, err := a.receive(c, f)
-	if err != nil || abandoned {
+	end, err := a.receive(c, f)
+	if err != nil || end.Abandoned {
 		return err
 	}
 	if err := f.Truncate(e.Size); err != nil {
 		return err
 	}
-	if base != nil && len(op.Hashes) > 0 {
-		if err := verifyBlocks(f, e.Size, op.BlockSize, op.Hashes, op.Digest, a.buffer()); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrNeedFull, op.Path, err)
+	if base != nil {
+		want, digest := op.Hashes, op.Digest
+		if len(end.Digest) > 0 {
+			want, digest = end.Digest, true
+		}
+		if len(want) > 0 {
+			if err := verifyBlocks(f, e.Size, op.BlockSize, want, digest, a.buffer()); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrNeedFull, op.Path, err)
+			}
 		}
 	}
 	if err := fsys.ApplyMetaFD(f, e); err != nil {
@@ -247,23 +253,23 @@ func (a *applier) buffer() []byte {
 	return a.buf
 }
 
-// receive writes SyncChunks at their offsets until SyncOpEnd and reports
-// whether the source abandoned the content.
-func (a *applier) receive(c *wire.Conn, f *os.File) (bool, error) {
+// receive writes SyncChunks at their offsets until SyncOpEnd and returns
+// it (whether the source abandoned the content, the digest to verify).
+func (a *applier) receive(c *wire.Conn, f *os.File) (wire.SyncOpEnd, error) {
 	for {
 		m, err := c.ReadMsg()
 		if err != nil {
-			return false, err
+			return wire.SyncOpEnd{}, err
 		}
 		switch m := m.(type) {
 		case *wire.SyncChunk:
 			if _, err := f.WriteAt(m.Data, m.Off); err != nil {
-				return false, err
+				return wire.SyncOpEnd{}, err
 			}
 		case *wire.SyncOpEnd:
-			return m.Abandoned, nil
+			return *m, nil
 		default:
-			return false, fmt.Errorf("%w: unexpected %s in content", wire.ErrProtocol, m.Kind())
+			return wire.SyncOpEnd{}, fmt.Errorf("%w: unexpected %s in content", wire.ErrProtocol, m.Kind())
 		}
 	}
 }
@@ -439,9 +445,9 @@ func (a *applier) appendInPlace(c *wire.Conn, op *wire.SyncOp, e fsys.Entry) err
 		drain(c)
 		return fmt.Errorf("%w: append base %s has another size", ErrNeedFull, op.Path)
 	}
-	abandoned, err := a.receive(c, f)
-	if err != nil || abandoned {
-		if abandoned {
+	end, err := a.receive(c, f)
+	if err != nil || end.Abandoned {
+		if end.Abandoned {
 			return f.Truncate(op.BaseSize)
 		}
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
@@ -35,24 +36,25 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	}
 	var hashes []byte
 	delta := o.op.Op == wire.SyncOpDelta
-	if delta {
-		if hashes, err = hashBlocks(f, size, bs, sh.buf); err != nil {
-			o.op.Op, o.op.Content = wire.SyncOpNone, false
-			return c.WriteMsg(&o.op)
-		}
-		o.op.BlockSize, o.op.Hashes, o.op.Digest = bs, digestOf(hashes), true
-	}
 	var appendFrom int64 = -1
-	if delta && haveBase && base.bs == bs && isAppend(f, base, hashes, size, sh.buf) {
-		// Only bytes past the old end changed: append in place.
-		appendFrom = base.size
-		o.op.InPlace, o.op.BaseSize = true, base.size
+	if delta {
+		// Only to tell an append from other changes; what is verified is
+		// hashed from the bytes as they are read below (a live writer may
+		// change the file in between).
+		if haveBase && base.bs == bs && size >= base.size && appended(f, base, size, sh.buf) {
+			// Only bytes past the old end changed: append in place.
+			appendFrom = base.size
+			o.op.InPlace, o.op.BaseSize = true, base.size
+		}
+		o.op.BlockSize, o.op.Hashes, o.op.Digest = bs, nil, false
+		hashes = make([]byte, 0, (size+bs-1)/bs*wire.HashSize)
 	}
 	if err := c.WriteMsg(&o.op); err != nil {
 		return err
 	}
-	// A delta walks blocks of bs bytes (sending the changed ones), a full
-	// copy chunks of BlockSize (hashing them by bs for the next delta).
+	// A delta walks blocks of bs bytes, hashing each as read and sending
+	// the changed ones (an append: the bytes past the old end); a full copy
+	// walks chunks of BlockSize (hashing them by bs for the next delta).
 	step := int64(BlockSize)
 	if delta {
 		step = bs
@@ -60,25 +62,26 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	abandoned := false
 	for off, b := int64(0), 0; off < size; off, b = off+step, b+1 {
 		n := int(min(step, size-off))
-		from := off
-		switch {
-		case appendFrom >= 0:
-			if off+int64(n) <= appendFrom {
-				continue
-			}
-			from = max(off, appendFrom)
-		case delta && o.delta != nil:
-			h := hashes[b*wire.HashSize : (b+1)*wire.HashSize]
-			if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h) {
-				continue
-			}
+		if appendFrom >= 0 && off+int64(n) <= appendFrom {
+			hashes = append(hashes, base.hashes[b*wire.HashSize:(b+1)*wire.HashSize]...)
+			continue
 		}
 		data := sh.buf[:n]
 		if _, err := f.ReadAt(data, off); err != nil && err != io.EOF {
 			abandoned = true
 			break
 		}
-		if large && !delta {
+		from := off
+		switch {
+		case delta:
+			h := hashOf(data)
+			hashes = append(hashes, h[:]...)
+			if appendFrom >= 0 {
+				from = max(off, appendFrom)
+			} else if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h[:]) {
+				continue
+			}
+		case large:
 			// Hash while streaming a full copy, for the next delta.
 			sh.pendingHashes = appendBlockHashes(sh.pendingHashes, data, bs)
 		}
@@ -105,5 +108,16 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		delete(sh.hashes, o.op.Path)
 	}
 	sh.pendingHashes = sh.pendingHashes[:0]
-	return c.WriteMsg(&wire.SyncOpEnd{Abandoned: abandoned})
+	end := wire.SyncOpEnd{Abandoned: abandoned}
+	if delta && appendFrom < 0 && !abandoned {
+		end.Digest = digestOf(hashes)
+	}
+	return c.WriteMsg(&end)
+}
+
+// appended reports whether f (size bytes) only grew past base.size since
+// base was shipped (only the old whole blocks are hashed again).
+func appended(f *os.File, base fileHashes, size int64, buf []byte) bool {
+	pre, err := hashBlocks(f, base.size/base.bs*base.bs, base.bs, buf)
+	return err == nil && isAppend(f, base, pre, size, buf)
 }

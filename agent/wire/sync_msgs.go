@@ -308,8 +308,28 @@ func (m *SyncChunk) Decode(d *Decoder) error {
 // not read the content to the end (the file vanished or changed size): the
 // target discards what it received and treats the op as a no-op, since a
 // later record describes the path.
-type SyncOpEnd struct{ Abandoned bool }
+type SyncOpEnd struct {
+	Abandoned bool
+	// Digest (Delta): the XXH3-128 of the block hashes (the op's
+	// BlockSize) of the content exactly as the source read and sent it;
+	// the target verifies the patched file against it (it takes precedence
+	// over the op's Hashes, which the source computed before streaming and
+	// a live writer may have made stale).
+	Digest []byte
+}
 
-func (*SyncOpEnd) Kind() Kind                { return KindSyncOpEnd }
-func (m *SyncOpEnd) Encode(e *Encoder)       { e.Bool(m.Abandoned) }
-func (m *SyncOpEnd) Decode(d *Decoder) error { m.Abandoned = d.Bool(); return d.Err() }
+func (*SyncOpEnd) Kind() Kind { return KindSyncOpEnd }
+func (m *SyncOpEnd) Encode(e *Encoder) {
+	e.Bool(m.Abandoned)
+	e.Blob(m.Digest)
+}
+func (m *SyncOpEnd) Decode(d *Decoder) error {
+	m.Abandoned = d.Bool()
+	m.Digest = nil
+	if d.Remaining() > 0 { // absent from older agents
+		if b := d.Blob(); len(b) > 0 {
+			m.Digest = append([]byte(nil), b...)
+		}
+	}
+	return d.Err()
+}
