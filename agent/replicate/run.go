@@ -57,6 +57,7 @@ func (s *Source) run(ctx context.Context) {
 			// not apply (shipped again in full): replays converge, and a
 			// resync once things are quiet double-checks it.
 			s.recovered.Store(true)
+			s.reconnects.Add(1)
 			s.log.Info("sync connection ended, reconnecting", "err", err, "backoff", backoff)
 			s.setErr(err)
 			sleep(ctx, backoff)

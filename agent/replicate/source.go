@@ -77,6 +77,9 @@ type Stats struct {
 	// ContentBytes counts file content bytes shipped by the sync (not by
 	// its mirrors).
 	ContentBytes int64
+	// Reconnects counts shipping sessions that ended in an error (a cut
+	// connection, a killed target, an op the target refused).
+	Reconnects int64
 	// MirrorBytes counts the bytes the mirrors run by this Source (resyncs,
 	// rescans) wrote to their data connections.
 	MirrorBytes int64
@@ -102,6 +105,7 @@ type Source struct {
 	// contentBytes counts file content shipped (before TLS).
 	contentBytes atomic.Int64
 	mirrorBytes  atomic.Int64
+	reconnects   atomic.Int64
 	// remirror is signalled by the feeder when the journal overflowed.
 	remirror chan struct{}
 
@@ -195,7 +199,7 @@ func (s *Source) Stats() Stats {
 	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
 		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr,
 		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load(),
-		MirrorBytes: s.mirrorBytes.Load()}
+		MirrorBytes: s.mirrorBytes.Load(), Reconnects: s.reconnects.Load()}
 	if s.paused && st.State == StateSyncing {
 		st.State = StatePaused
 	}

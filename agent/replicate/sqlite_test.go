@@ -89,3 +89,65 @@ func TestSQLiteWorkloadBytes(t *testing.T) {
 		t.Errorf("shipped %d bytes, want at most %d", sent, limit)
 	}
 }
+
+// TestDeltaUnderLiveWriter: a file rewritten page by page while its
+// deltas ship (as a database is) never fails the target's verification —
+// no session ends in a refusal and reconnect — and the trees are
+// identical once the writer stops.
+func TestDeltaUnderLiveWriter(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: fanotify capture and owner fidelity")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	p := filepath.Join(src, "pages")
+	if err := os.WriteFile(p, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, ctl, from, to := newLibrarySource(t, src, dst)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One writer keeps the file open and writes pages; another opens,
+	// writes and closes it, so capture reports changes all along.
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := make([]byte, 4096)
+	writes := 0
+	for start := time.Now(); time.Since(start) < 3*time.Second; writes++ {
+		for i := range page {
+			page[i] = byte(writes + i)
+		}
+		if _, err := f.WriteAt(page, int64(writes*7919%256)*4096); err != nil {
+			t.Fatal(err)
+		}
+		if writes%8 == 0 {
+			g, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.WriteAt(page[:100], int64(writes%256)*4096+17)
+			g.Close()
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	f.Close()
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("difference: %+v", d)
+	}
+	st := s.Stats()
+	t.Logf("%d page writes: %d content bytes shipped, %d reconnects", writes, st.ContentBytes, st.Reconnects)
+	if st.Reconnects != 0 {
+		t.Errorf("%d shipping sessions ended in an error (last: %s), want none", st.Reconnects, st.Err)
+	}
+}
