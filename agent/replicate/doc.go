@@ -21,9 +21,16 @@
 //     and copy); a directory that appears is shipped with its subtree;
 //   - a file with several links is written in place and every other known
 //     name of its inode is (re)linked to it, so hardlink groups match;
-//   - a changed large file (≥ DeltaMin) ships only its changed blocks (the
-//     shipper keeps the block hashes of what it shipped on the connection),
-//     and a pure append only the new bytes;
+//   - a changed file of DeltaMin (16 KiB) or more ships only its changed
+//     blocks (4 KiB for files up to 8 MiB, growing to 256 KiB so a file
+//     has at most 2048; the shipper keeps the block hashes of what it
+//     shipped on the connection), and a pure append only the new bytes —
+//     a SQLite database and its WAL ship their changed pages and appended
+//     frames, not whole files. Each block is hashed from the bytes as read
+//     and sent, and the target verifies the patched file against the
+//     digest of those hashes, so a file written while it ships still
+//     verifies. Content writes younger than CoalesceDelay (20 ms) are held
+//     that long so a burst of commits ships once;
 //   - OpRescan of a directory runs the mirror engine on that subtree
 //     (Config.Mirror: its compare, orphans deleted) once everything before
 //     it is acknowledged.
@@ -35,6 +42,14 @@
 // nothing is lost and the disk does not fill. After a recovery (cut
 // connection, killed target) the sync mirrors once more (time mode) when it
 // has drained and capture has been quiet for SettleTime, as a safety net.
+//
+// # Drain
+//
+// WaitDrained (the final sync of a cutover, SyncSession.Drain over the
+// wire) places a barrier file in the source root and waits for capture to
+// deliver it: every event queued before it in the kernel is then
+// journaled. It then waits for the journal's last record at that point to
+// be applied and acknowledged (barrier.go).
 //
 // # Target side (ServeTarget, hosted by the agent daemon)
 //
@@ -62,5 +77,8 @@
 // # Not covered
 //
 // Sync payloads do not use the job's compression/encryption stages (TLS
-// 1.3 still protects them); the bandwidth schedule applies.
+// 1.3 still protects them). The bandwidth schedule applies, and changes
+// live (Source.Limiter, registered by the agent for SetLimits). Writes
+// through a shared mapping (SQLite's -shm) raise no fanotify/inotify
+// event: such a file ships when something else touches it.
 package replicate
