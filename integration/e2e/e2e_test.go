@@ -120,10 +120,8 @@ func TestMigrateLiveDebianSystem(t *testing.T) {
 
 	// On dst: the migrated system runs, the database is intact and complete,
 	// and a full compare finds nothing.
-	chrootCheck(t, dstRoot)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	checkDatabase(ctx, t, filepath.Join(dstRoot, "var/lib/ferry-app/app.db"), committed)
+	// The compare comes first: anything that runs in the migrated root
+	// afterwards (even a read-only SQLite open) may change it.
 	diffs, n, err := compareTrees(srcRoot, dstRoot, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +131,10 @@ func TestMigrateLiveDebianSystem(t *testing.T) {
 			len(diffs), n, strings.Join(diffs[:min(len(diffs), 30)], "\n"))
 	}
 	t.Logf("full compare: %d objects, zero differences", n)
+	chrootCheck(t, dstRoot)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	checkDatabase(ctx, t, filepath.Join(dstRoot, "var/lib/ferry-app/app.db"), committed)
 
 	// Bad input against the real server: every operation of its OpenAPI
 	// document, without, with wrong and with real credentials.
