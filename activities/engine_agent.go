@@ -135,7 +135,7 @@ func (e *AgentEngine) startSync(ctx context.Context, req SyncRequest) (*agent.Sy
 
 func syncStats(st wire.SyncStatus) SyncStats {
 	return SyncStats{State: st.State, LagMillis: st.LagMs, BacklogRecords: st.BacklogRecords, BacklogBytes: st.BacklogBytes,
-		AppliedTotal: st.AppliedTotal, RateRecords: float64(st.AppliedRate) / 1000}
+		AppliedTotal: st.AppliedTotal, RateRecords: float64(st.AppliedRate) / 1000, BytesSent: st.BytesSent}
 }
 
 // FinalSync runs the journaled sync and asks the source agent to drain

@@ -165,6 +165,9 @@ type SyncStats struct {
 	AppliedTotal   int64   `json:"appliedTotal"`
 	RateBytes      float64 `json:"rateBytes"`   // applied bytes per second
 	RateRecords    float64 `json:"rateRecords"` // applied changes per second
+	// BytesSent is what this sync session sent over the data channel:
+	// shipped changes and its resync mirrors.
+	BytesSent int64 `json:"bytesSent"`
 }
 
 // VerifyRequest names the two trees Verify compares.

@@ -61,6 +61,7 @@ func JobStatus(ctx context.Context, c client.Client, jobID string) (Status, erro
 			pr := &st.Progress
 			pr.LagMillis, pr.BacklogRecords, pr.BacklogBytes = s.LagMillis, s.BacklogRecords, s.BacklogBytes
 			pr.AppliedTotal, pr.RateBytes, pr.AppliedRate = s.AppliedTotal, s.RateBytes, s.RateRecords
+			pr.BytesSent = st.MirrorBytesSent + st.SyncBytesSent + s.BytesSent
 		}
 	}
 	return st, nil

@@ -175,7 +175,9 @@ func (m *migration) mirror(ctx workflow.Context) error {
 	}
 	s := res.Summary
 	p := &m.st.Progress
-	p.FilesDone, p.FilesTotal, p.BytesDone, p.BytesTotal, p.BytesSent = s.Files, s.Files, s.Bytes, s.Bytes, s.BytesSent
+	m.st.MirrorBytesSent += s.BytesSent
+	p.FilesDone, p.FilesTotal, p.BytesDone, p.BytesTotal = s.Files, s.Files, s.Bytes, s.Bytes
+	p.BytesSent = m.st.MirrorBytesSent + m.st.SyncBytesSent
 	if d := workflow.Now(ctx).Sub(started).Seconds(); d > 0 {
 		p.RateBytes = float64(s.BytesSent) / d
 	}
@@ -215,6 +217,8 @@ func (m *migration) replicate(ctx workflow.Context) error {
 	p := &m.st.Progress
 	p.LagMillis, p.BacklogRecords, p.BacklogBytes = res.Stats.LagMillis, res.Stats.BacklogRecords, res.Stats.BacklogBytes
 	p.AppliedTotal, p.RateBytes, p.AppliedRate = res.Stats.AppliedTotal, res.Stats.RateBytes, res.Stats.RateRecords
+	m.st.SyncBytesSent += res.Stats.BytesSent
+	p.BytesSent = m.st.MirrorBytesSent + m.st.SyncBytesSent
 	switch {
 	case res.RemirrorRequired:
 		if err := m.setState(ctx, ferry.JobMirroring, "system", "remirror required: the change journal overflowed"); err != nil {
@@ -264,6 +268,8 @@ func (m *migration) cutover(ctx workflow.Context) error {
 		return abort("final sync: " + err.Error())
 	}
 	m.st.Progress.LagMillis, m.st.Progress.BacklogRecords, m.st.Progress.BacklogBytes = fin.Stats.LagMillis, fin.Stats.BacklogRecords, fin.Stats.BacklogBytes
+	m.st.SyncBytesSent += fin.Stats.BytesSent
+	m.st.Progress.BytesSent = m.st.MirrorBytesSent + m.st.SyncBytesSent
 	var ver activities.VerifyResult
 	vin := activities.VerifyInput{Request: activities.VerifyRequest(m.syncRequest())}
 	if err := m.onHost(ctx, m.longCall(m.spec.SourceHost, 24*time.Hour), h.Verify, vin, &ver); err != nil {

@@ -37,6 +37,11 @@ type Status struct {
 	CompareScheduled bool `json:"compareScheduled,omitempty"`
 	// Run counts the continue-as-new runs of this job's workflow.
 	Run int `json:"run"`
+	// MirrorBytesSent and SyncBytesSent add up what the job's finished
+	// mirrors and sync sessions sent over the data channel; Progress.BytesSent
+	// is their sum (plus a running session's own count).
+	MirrorBytesSent int64 `json:"mirrorBytesSent,omitempty"`
+	SyncBytesSent   int64 `json:"syncBytesSent,omitempty"`
 }
 
 // Progress is a job's phase progress: the mirror's files and bytes, rate
