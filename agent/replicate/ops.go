@@ -259,8 +259,9 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 		delete(sh.hashes, r.Path)
 		return append([]out{o}, sh.relink(e, full)...), nil
 	case e.Type == fsys.TypeDir && !needContent:
-		// Objects created inside From just before the rename were skipped
-		// (they had vanished under From): ship them at their new path.
+		// Objects created or changed inside From just before the rename
+		// were skipped (they had vanished under From): ship them, content
+		// included, at their new path.
 		ops := []out{o}
 		for _, np := range moved {
 			{
@@ -272,7 +273,11 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 						}
 						ops = append(ops, walk...)
 					} else {
-						ops = append(ops, sh.putOp(ne, true, false))
+						// Not created: the skipped records may have
+						// changed the content (a write through this name
+						// of a multiply linked inode), so a link to
+						// another name must carry the content too.
+						ops = append(ops, sh.putOp(ne, false, false))
 					}
 				}
 			}

@@ -262,3 +262,58 @@ func TestSyncCutConnection(t *testing.T) {
 	})
 	r.converge(5 * time.Second)
 }
+
+// TestSyncWriteThroughLinkInRenamedDir: a write through the name of a
+// multiply linked file whose directory is renamed before the write ships
+// (its record is skipped, the path has vanished) must still reach the
+// target: the rename ships the moved name as a link that carries the
+// content. (Seen in TestSyncKillSource: the link was shipped without it
+// and the group kept its old size.)
+func TestSyncWriteThroughLinkInRenamedDir(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	first, dir := filepath.Join(r.src, "first"), filepath.Join(r.src, "dir")
+	if err := os.WriteFile(first, []byte("shared inode, before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Ship the file alone first: the shipper then knows it by inode and
+	// ships the second name as a link to it.
+	r.converge(5 * time.Second)
+	if err := os.Link(first, filepath.Join(dir, "second")); err != nil {
+		t.Fatal(err)
+	}
+	r.converge(5 * time.Second)
+	// Journal the write and the rename with shipping paused, so the write
+	// ships after its path has vanished.
+	if err := r.sess.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(replicate.StatePaused, 5*time.Second)
+	f, err := os.OpenFile(filepath.Join(dir, "second"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("appended through the second name\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // capture journals the write under dir/ first
+	if err := os.Rename(dir, filepath.Join(r.src, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := r.sess.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	r.converge(5 * time.Second)
+	a, errA := os.Stat(filepath.Join(r.dst, "first"))
+	b, errB := os.Stat(filepath.Join(r.dst, "moved", "second"))
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Errorf("target names not one inode: %v %v", errA, errB)
+	}
+}
