@@ -56,11 +56,7 @@ type cluster struct {
 	ctlW sdkworker.Worker
 }
 
-func newCluster(t *testing.T) *cluster { return newClusterWith(t, false) }
-
-// newClusterWith leaves the control worker to the test when externalControl
-// is set (it runs it as a process it can kill).
-func newClusterWith(t *testing.T, externalControl bool) *cluster {
+func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	addr := os.Getenv(envTemporal)
 	if addr == "" {
@@ -82,9 +78,7 @@ func newClusterWith(t *testing.T, externalControl bool) *cluster {
 		t.Fatal(err)
 	}
 	cl.ctl = &agent.Controller{TLS: id.ClientTLS()}
-	if !externalControl {
-		cl.startControlWorker()
-	}
+	cl.startControlWorker()
 	return cl
 }
 
@@ -216,8 +210,7 @@ func (h *host) path(rel ...string) string { return filepath.Join(append([]string
 // hostRef names a host for job specs and verify.
 type hostRef struct{ ID, Addr string }
 
-func (h *host) ref() hostRef     { return hostRef{h.ID, h.Addr} }
-func (h *procHost) ref() hostRef { return hostRef{h.ID, h.Addr} }
+func (h *host) ref() hostRef { return hostRef{h.ID, h.Addr} }
 
 func (cl *cluster) spec(src, dst hostRef, srcPath, dstPath string) workflows.JobSpec {
 	t := cl.t
