@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/ferry-migrate/ferry/agent"
 	"github.com/ferry-migrate/ferry/agent/pki"
@@ -65,11 +64,10 @@ reach its data channel on --advertise. A revoked host's agent stops.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", envOr("FERRY_LISTEN", ":7780"), "TCP address to serve the data channel on")
-	f.StringVar(&dataDir, "data-dir", envOr("FERRY_DATA_DIR", ""), "directory for checkpoints and the agent's identity")
-	f.StringVar(&caDir, "ca", envOr("FERRY_CA", ""), "certificate authority directory (ferry ca init)")
-	def, _ := strconv.ParseInt(envOr("FERRY_CHECKPOINT_BYTES", "0"), 10, 64)
-	f.Int64Var(&ckpt, "checkpoint-bytes", def, "make large files durable every N bytes (0: default 64 MiB)")
+	f.StringVar(&listen, "listen", ":7780", "TCP address to serve the data channel on")
+	f.StringVar(&dataDir, "data-dir", "", "directory for checkpoints and the agent's identity")
+	f.StringVar(&caDir, "ca", "", "certificate authority directory (ferry ca init)")
+	f.Int64Var(&ckpt, "checkpoint-bytes", 0, "make large files durable every N bytes (0: default 64 MiB)")
 	f.MarkHidden("checkpoint-bytes")
 	ctl.addFlags(f)
 	return cmd

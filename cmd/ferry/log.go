@@ -58,11 +58,3 @@ func newLogger(w io.Writer, o logOptions) (*slog.Logger, error) {
 		return nil, fmt.Errorf("invalid --log-format %q: want text, json or auto", o.format)
 	}
 }
-
-// envOr returns the environment variable key, or def when it is unset.
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
-}

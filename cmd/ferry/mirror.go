@@ -33,7 +33,7 @@ type transferFlags struct {
 
 func (t *transferFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&t.caDir, "ca", envOr("FERRY_CA", ""), "certificate authority directory (ferry ca init)")
+	f.StringVar(&t.caDir, "ca", "", "certificate authority directory (ferry ca init)")
 	f.StringVar(&t.from, "from", "", "source: AGENT_HOST:PORT:/PATH")
 	f.StringVar(&t.to, "to", "", "target: AGENT_HOST:PORT:/PATH")
 	f.StringArrayVar(&t.excludes, "exclude", nil, "glob of paths to leave out (repeatable; a leading / anchors at the root)")
