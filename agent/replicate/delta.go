@@ -59,6 +59,9 @@ type fileHashes struct {
 	size   int64
 	bs     int64
 	hashes []byte
+	// sw is set while appends were shipped on a sampled check of the old
+	// prefix (sweep.go).
+	sw *sweep
 }
 
 // hashBlocks returns the hashes of the bs-byte blocks of the first size
@@ -114,30 +117,3 @@ func verifyBlocks(f *os.File, size, blockSize int64, want []byte, digest bool, b
 
 // hashOf is the block hash.
 func hashOf(b []byte) [wire.HashSize]byte { return xxh3.Hash128(b).Bytes() }
-
-// isAppend reports whether the file (size bytes, block hashes now, in
-// base's block size) only
-// grew past base.size since base was shipped: every whole old block hashes
-// the same and so does the old partial last block's range.
-func isAppend(f *os.File, base fileHashes, now []byte, size int64, buf []byte) bool {
-	if size < base.size || len(base.hashes) == 0 {
-		return false
-	}
-	bs := base.bs
-	whole := int(base.size / bs)
-	if len(now) < whole*wire.HashSize || !bytes.Equal(base.hashes[:whole*wire.HashSize], now[:whole*wire.HashSize]) {
-		return false
-	}
-	tail := base.size - int64(whole)*bs
-	if tail == 0 {
-		return true
-	}
-	if len(base.hashes) < (whole+1)*wire.HashSize {
-		return false
-	}
-	if _, err := f.ReadAt(buf[:tail], int64(whole)*bs); err != nil && err != io.EOF {
-		return false
-	}
-	h := hashOf(buf[:tail])
-	return bytes.Equal(h[:], base.hashes[whole*wire.HashSize:(whole+1)*wire.HashSize])
-}

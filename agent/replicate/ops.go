@@ -41,6 +41,7 @@ func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record
 			if err := sh.s.mirror(ctx, r.Path); err != nil {
 				return err
 			}
+			sh.dropUnverified()
 			clear(sh.hashes)
 			break
 		}
@@ -215,7 +216,7 @@ func (sh *shipper) putOp(e fsys.Entry, created, full bool) out {
 	}
 	sh.noteFile(e)
 	o.content = true
-	if h, ok := sh.hashes[e.Path]; ok && !full && e.Size >= DeltaMin && deltaBlockSize(e.Size, h) == h.bs {
+	if h, ok := sh.hashes[e.Path]; ok && !full && e.Size >= DeltaMin {
 		o.op.Op = wire.SyncOpDelta
 		o.delta = h.hashes
 	}
@@ -300,7 +301,16 @@ func (sh *shipper) move(from, to string) {
 	for k, v := range sh.hashes {
 		if k == from || strings.HasPrefix(k, from+"/") {
 			delete(sh.hashes, k)
-			sh.hashes[to+k[len(from):]] = v
+			nk := to + k[len(from):]
+			sh.hashes[nk] = v
+			if v.sw != nil {
+				if err := sh.s.unverified.add(nk); err != nil {
+					// Not durable under its new name: ship it in full.
+					delete(sh.hashes, nk)
+					sh.inject(nk, v.size)
+				}
+				sh.s.unverified.done(k)
+			}
 		}
 	}
 	for k, v := range sh.links {
@@ -323,8 +333,11 @@ func (sh *shipper) move(from, to string) {
 
 // forget drops the caches of a deleted path.
 func (sh *shipper) forget(p string) {
-	for k := range sh.hashes {
+	for k, v := range sh.hashes {
 		if k == p || strings.HasPrefix(k, p+"/") {
+			if v.sw != nil {
+				sh.s.unverified.done(k)
+			}
 			delete(sh.hashes, k)
 		}
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"time"
 
+	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/journal"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
@@ -98,7 +101,59 @@ func (s *Source) resync(ctx context.Context) error {
 		}
 		return fmt.Errorf("mirror: %w", err)
 	}
+	if err := s.recheckUnverified(ctx); err != nil {
+		return err
+	}
 	s.setErr(nil)
+	return nil
+}
+
+// recheckUnverified compares strictly the files whose appends were shipped
+// on a sampled check not yet proven (a time-mode resync trusts their size
+// and mtime): their directories through MirrorStrict, or, without it, by
+// journaling them so they ship again in full.
+func (s *Source) recheckUnverified(ctx context.Context) error {
+	ps := s.unverified.take()
+	if len(ps) == 0 {
+		return nil
+	}
+	s.log.Info("sync: comparing appended files strictly", "files", len(ps))
+	if s.cfg.MirrorStrict == nil {
+		recs := make([]journal.Record, len(ps))
+		for i, p := range ps {
+			recs[i] = journal.Record{Op: journal.OpModify, Path: p}
+		}
+		if _, err := s.j.Append(recs...); err != nil {
+			return fmt.Errorf("journal the unverified files: %w", err)
+		}
+		s.unverified.clearAll(ps)
+		return nil
+	}
+	root, err := fsys.OpenRoot(s.cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	done := map[string]bool{}
+	for _, p := range ps {
+		dir := path.Dir(p)
+		if dir == "." {
+			dir = ""
+		}
+		if done[dir] {
+			continue
+		}
+		done[dir] = true
+		if _, err := root.Lstat(dir); err != nil {
+			continue // gone: the resync removed it on the target too
+		}
+		sum, err := s.cfg.MirrorStrict(ctx, dir)
+		s.mirrorBytes.Add(sum.BytesOnWire)
+		if err != nil {
+			return fmt.Errorf("strict compare of %q: %w", dir, err)
+		}
+	}
+	s.unverified.clearAll(ps)
 	return nil
 }
 

@@ -3,8 +3,8 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
-	"os"
 
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
@@ -37,15 +37,24 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	var hashes []byte
 	delta := o.op.Op == wire.SyncOpDelta
 	var appendFrom int64 = -1
+	rebase := false
 	if delta {
 		// Only to tell an append from other changes; what is verified is
 		// hashed from the bytes as they are read below (a live writer may
 		// change the file in between).
-		if haveBase && base.bs == bs && size >= base.size && appended(f, base, size, sh.buf) {
-			// Only bytes past the old end changed: append in place.
+		if haveBase && base.bs == bs && size >= base.size && sh.sampledAppend(f, &base, size) {
+			// Only bytes past the old end changed, as far as the sampled
+			// check tells (sweep.go): append in place, after the path is
+			// listed as unverified durably.
+			if err := sh.s.unverified.add(o.op.Path); err != nil {
+				return fmt.Errorf("list %q as unverified: %w", o.op.Path, err)
+			}
 			appendFrom = base.size
 			o.op.InPlace, o.op.BaseSize = true, base.size
 		}
+		// The file outgrew its block count: blocks of the new size are
+		// compared through the old-size hashes they cover.
+		rebase = haveBase && bs > base.bs && bs%base.bs == 0
 		o.op.BlockSize, o.op.Hashes, o.op.Digest = bs, nil, false
 		hashes = make([]byte, 0, (size+bs-1)/bs*wire.HashSize)
 	}
@@ -78,6 +87,10 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 			hashes = append(hashes, h[:]...)
 			if appendFrom >= 0 {
 				from = max(off, appendFrom)
+			} else if rebase {
+				if sameAsBase(data, off, o.delta, base.bs, base.size) {
+					continue
+				}
 			} else if (b+1)*wire.HashSize <= len(o.delta) && bytes.Equal(o.delta[b*wire.HashSize:(b+1)*wire.HashSize], h[:]) {
 				continue
 			}
@@ -103,8 +116,20 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		if hashes == nil {
 			hashes = sh.pendingHashes
 		}
-		sh.hashes[o.op.Path] = fileHashes{size: size, bs: bs, hashes: bytes.Clone(hashes)}
+		nh := fileHashes{size: size, bs: bs, hashes: bytes.Clone(hashes)}
+		if appendFrom >= 0 {
+			nh.sw = base.sw // the old prefix is still to be proven
+		}
+		sh.hashes[o.op.Path] = nh
+		if nh.sw == nil {
+			sh.s.unverified.done(o.op.Path)
+		}
 	} else {
+		sh.s.log.Debug("sync hashes dropped", "path", o.op.Path, "large", large, "abandoned", abandoned)
+		if base.sw != nil {
+			// Its unverified prefix is unknown now: ship it again in full.
+			sh.inject(o.op.Path, size)
+		}
 		delete(sh.hashes, o.op.Path)
 	}
 	sh.pendingHashes = sh.pendingHashes[:0]
@@ -115,9 +140,24 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 	return c.WriteMsg(&end)
 }
 
-// appended reports whether f (size bytes) only grew past base.size since
-// base was shipped (only the old whole blocks are hashed again).
-func appended(f *os.File, base fileHashes, size int64, buf []byte) bool {
-	pre, err := hashBlocks(f, base.size/base.bs*base.bs, base.bs, buf)
-	return err == nil && isAppend(f, base, pre, size, buf)
+// sameAsBase reports whether data (at off) is what the target holds by
+// the old hashes (blocks of obs bytes of a file of oldSize bytes): every
+// old block it covers lies within it and hashes the same.
+func sameAsBase(data []byte, off int64, old []byte, obs, oldSize int64) bool {
+	end := off + int64(len(data))
+	if end > oldSize || off%obs != 0 {
+		return false
+	}
+	for b := off; b < end; b += obs {
+		hi := min(b+obs, oldSize)
+		k := b / obs * wire.HashSize
+		if hi > end || k+wire.HashSize > int64(len(old)) {
+			return false
+		}
+		h := hashOf(data[b-off : hi-off])
+		if !bytes.Equal(h[:], old[k:k+wire.HashSize]) {
+			return false
+		}
+	}
+	return true
 }

@@ -45,6 +45,7 @@ type shipper struct {
 	skipped map[string]uint64
 	peek    []journal.Record // records after the batch, for renamedLater
 	peeked  bool
+	swept   time.Time // last sweep step under load
 	// pendingHashes collects block hashes while a large file streams.
 	pendingHashes []byte
 
@@ -80,6 +81,7 @@ func (sh *shipper) session(ctx context.Context) error {
 	} else {
 		sh.fullSeq, sh.fullTries = fullSeq, 0
 	}
+	sh.dropUnverified()
 	clear(sh.hashes)
 	if sh.skipped == nil {
 		// Kept across reconnects: the records that skipped these paths may
@@ -132,6 +134,7 @@ func (sh *shipper) session(ctx context.Context) error {
 			if s.settledAfterRecovery(sh) {
 				return fmt.Errorf("%w: check after a recovery", errRemirror)
 			}
+			sh.sweepIdle(next, 0)
 			wctx, wcancel := context.WithTimeout(sctx, 100*time.Millisecond)
 			err := s.j.Wait(wctx, next-1)
 			wcancel()
@@ -181,6 +184,12 @@ func (sh *shipper) session(ctx context.Context) error {
 			return err
 		}
 		next = last + 1
+		if time.Since(sh.swept) >= sweepEvery {
+			// Under a steady load the shipper is never idle: keep the
+			// sweeps of quiet unverified files going.
+			sh.swept = time.Now()
+			sh.sweepIdle(next, 1)
+		}
 	}
 }
 

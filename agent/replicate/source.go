@@ -51,6 +51,11 @@ type SourceConfig struct {
 	// shipping is paused while it runs. Its summary's BytesOnWire is
 	// counted in Stats.MirrorBytes. Required.
 	Mirror func(ctx context.Context, sub string) (mirror.Summary, error)
+	// MirrorStrict is Mirror in strict checksum mode. After a resync (a
+	// restart included) it compares the directories of files whose appends
+	// were shipped on a sampled check not yet proven (see sweep.go); nil
+	// ships those files again in full instead.
+	MirrorStrict func(ctx context.Context, sub string) (mirror.Summary, error)
 	// JournalMaxBytes bounds the journal on disk (0: 1 GiB).
 	JournalMaxBytes int64
 	// ForceInotify skips fanotify (tests).
@@ -97,6 +102,11 @@ type Source struct {
 	done    chan struct{}
 	backend string
 	filter  *mirror.Filter
+	// unverified lists files appended to on a sampled check (sweep.go).
+	unverified *unverifiedSet
+	// injected is the last record the shipper journaled itself (a file to
+	// ship again after a sweep found it changed).
+	injected atomic.Uint64
 
 	// recovered is set when a connection failed (not an op the target
 	// refused) since the last mirror.
@@ -155,6 +165,10 @@ func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
 	}
+	unv, err := openUnverified(filepath.Join(StateDir(cfg.DataDir, cfg.JobID), "unverified"))
+	if err != nil {
+		return nil, fmt.Errorf("replicate: %w", err)
+	}
 	j, err := journal.Open(dir, journal.Options{MaxBytes: cfg.JournalMaxBytes, Logger: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("replicate: open journal: %w", err)
@@ -177,7 +191,7 @@ func StartSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	s := &Source{cfg: cfg, log: cfg.Log.With("job", cfg.JobID, "role", "sync-source"), j: j, w: w,
 		cancel: cancel, done: make(chan struct{}), backend: w.Backend(),
 		remirror: make(chan struct{}, 1), state: StateStarting, barriers: map[string]chan uint64{},
-		lim: bwlimit.NewLimiter(sched, nil), pauseCh: make(chan struct{}), filter: filter}
+		lim: bwlimit.NewLimiter(sched, nil), pauseCh: make(chan struct{}), filter: filter, unverified: unv}
 	go s.feed(ctx)
 	go s.run(ctx)
 	return s, nil
@@ -288,7 +302,10 @@ func (s *Source) WaitDrained(ctx context.Context) error {
 				upto = js.Last + 1
 			}
 		}
-		if state == StateSyncing && js.Acked >= upto && js.Durable >= upto {
+		// Files appended to on a sampled check are proven (or shipped
+		// again) by their sweeps first, and what those journaled applied.
+		if state == StateSyncing && js.Acked >= upto && js.Durable >= upto && s.unverified.empty() &&
+			js.Acked >= s.injected.Load() {
 			return nil
 		}
 		select {

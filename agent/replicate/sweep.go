@@ -1,0 +1,193 @@
+package replicate
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ferry-migrate/ferry/agent/journal"
+	"github.com/ferry-migrate/ferry/agent/wire"
+)
+
+// An append to a large file ships only the bytes past the old end. Proving
+// the old bytes unchanged would mean reading the whole file again before
+// each ship: a second for a few GB of database or log, with every other
+// change waiting behind it. Instead the shipper checks the old partial last
+// block, the first and the last whole block and a window of the old
+// prefix (sampled append), and sweeps that window over the rest of the file at each later
+// ship and whenever it has nothing else to do. A sweep cycle that begins
+// after the last sampled append and completes without a mismatch proves
+// the target's copy; a mismatch ships the file as a block delta (every
+// block hashed, the differing ones sent).
+//
+// While a path is unverified it is listed durably (unverified.go), so that
+// after a crash of the source agent, or a resync, it is compared strictly
+// rather than trusted on its size and mtime.
+
+// SweepWindow is how many bytes of an unverified file's old prefix one
+// sweep step hashes (at each ship of the file, and repeatedly while the
+// shipper is idle): a few milliseconds of reading and hashing.
+const SweepWindow = 16 << 20
+
+// sweepEvery is how often, under a steady load, the shipper advances the
+// sweep of a quiet unverified file by one window.
+const sweepEvery = 100 * time.Millisecond
+
+// sweep is the rolling verification state of a file shipped by sampled
+// appends.
+type sweep struct {
+	next     int64  // next block the sweep checks
+	appends  uint64 // sampled appends shipped
+	cycleAt  uint64 // appends when the current cycle began
+	mismatch bool   // a block differs: the next ship is a full delta
+}
+
+// sampledAppend reports whether f (size bytes) only grew past base.size as
+// far as the sampled check can tell: the old partial last block, the first
+// and the last whole block hash as shipped, and so does the next sweep
+// window. A file that did not grow is never taken for an append.
+func (sh *shipper) sampledAppend(f *os.File, base *fileHashes, size int64) bool {
+	if base.sw != nil && base.sw.mismatch {
+		return false
+	}
+	if size <= base.size || len(base.hashes) == 0 {
+		return false // not grown: a change in place ships as a delta at once
+	}
+	bs := base.bs
+	whole := base.size / bs
+	check := func(blk int64, n int64) bool {
+		if int64(len(base.hashes)) < (blk+1)*wire.HashSize {
+			return false
+		}
+		if _, err := f.ReadAt(sh.buf[:n], blk*bs); err != nil && err != io.EOF {
+			return false
+		}
+		h := hashOf(sh.buf[:n])
+		return bytes.Equal(h[:], base.hashes[blk*wire.HashSize:(blk+1)*wire.HashSize])
+	}
+	if tail := base.size - whole*bs; tail > 0 && !check(whole, tail) {
+		return false
+	}
+	if whole > 0 && (!check(whole-1, bs) || !check(0, bs)) {
+		return false // the first block: headers (a WAL's, a database's)
+	}
+	if base.sw == nil {
+		if whole <= SweepWindow/bs {
+			// The window covers the whole old prefix: check it all now
+			// (nothing left to prove later).
+			return sh.sweepStep(f, &fileHashes{size: base.size, bs: bs, hashes: base.hashes, sw: &sweep{}})
+		}
+		base.sw = &sweep{}
+	}
+	if !sh.sweepStep(f, base) {
+		return false
+	}
+	if base.sw == nil {
+		base.sw = &sweep{} // proven up to now; this append starts over
+	}
+	base.sw.appends++
+	return true
+}
+
+// sweepStep checks the next SweepWindow bytes of h's whole blocks against
+// the hashes shipped. It returns false on a mismatch or a read error (and
+// marks h for a full delta). When a cycle completes it ends the sweep if
+// the cycle began after the last sampled append (h is verified) and
+// starts a new cycle otherwise.
+func (sh *shipper) sweepStep(f *os.File, h *fileHashes) bool {
+	sw := h.sw
+	whole := min(h.size/h.bs, int64(len(h.hashes)/wire.HashSize))
+	end := min(sw.next+max(SweepWindow/h.bs, 1), whole)
+	for blk := sw.next; blk < end; {
+		n := min(int64(BlockSize)/h.bs, end-blk)
+		data := sh.buf[:n*h.bs]
+		if _, err := f.ReadAt(data, blk*h.bs); err != nil {
+			sw.mismatch = true
+			return false
+		}
+		for i := range n {
+			got := hashOf(data[i*h.bs : (i+1)*h.bs])
+			k := (blk + i) * wire.HashSize
+			if !bytes.Equal(got[:], h.hashes[k:k+wire.HashSize]) {
+				sw.mismatch = true
+				return false
+			}
+		}
+		blk += n
+	}
+	sw.next = end
+	if sw.next >= whole {
+		if sw.appends == sw.cycleAt {
+			h.sw = nil // a whole cycle after the last sampled append: verified
+			return true
+		}
+		sw.next, sw.cycleAt = 0, sw.appends
+	}
+	return true
+}
+
+// sweepIdle advances the sweeps of unverified files: while no record
+// waits (next is the first record not read yet), or by one window of one
+// file when steps is 1 (so sweeps go on under a steady load). A mismatch
+// journals a modify record for the file, which then ships as a full delta.
+func (sh *shipper) sweepIdle(next uint64, steps int) {
+	s := sh.s
+	if s.unverified.empty() {
+		return
+	}
+	for p, h := range sh.hashes {
+		if h.sw == nil || h.sw.mismatch {
+			continue
+		}
+		f, err := sh.root.Open(p)
+		if err != nil {
+			// Gone or replaced: a record of that change follows.
+			continue
+		}
+		for h.sw != nil && (steps > 0 || s.j.Last() < next) {
+			steps--
+			if !sh.sweepStep(f, &h) {
+				s.log.Debug("sync sweep found a change", "path", p)
+				sh.inject(p, h.size)
+				break
+			}
+		}
+		f.Close()
+		sh.hashes[p] = h
+		if h.sw == nil {
+			s.log.Debug("sync sweep proved the target's copy", "path", p)
+			sh.s.unverified.done(p)
+		}
+		if steps == 0 || s.j.Last() >= next {
+			return
+		}
+	}
+}
+
+// inject journals a modify record for p so that it ships again (as a full
+// delta when its hashes are known and marked, else in full). A full journal
+// forces a resync, which covers it.
+func (sh *shipper) inject(p string, size int64) {
+	seq, err := sh.s.j.Append(journal.Record{Op: journal.OpModify, Path: p, Size: size})
+	if err == nil {
+		sh.s.injected.Store(seq)
+		return
+	}
+	sh.s.log.Warn("sync: cannot journal a re-check: remirror required", "path", p, "err", err)
+	sh.s.setState(StateRemirrorRequired)
+	select {
+	case sh.s.remirror <- struct{}{}:
+	default:
+	}
+}
+
+// dropUnverified is called before the hashes are forgotten (a new
+// session, a rescan): files still unverified ship again in full.
+func (sh *shipper) dropUnverified() {
+	for p, h := range sh.hashes {
+		if h.sw != nil {
+			sh.inject(p, h.size)
+		}
+	}
+}

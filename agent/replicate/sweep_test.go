@@ -1,0 +1,187 @@
+package replicate_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/agent/mirror"
+	"github.com/ferry-migrate/ferry/agent/replicate"
+)
+
+// TestAppendWithHiddenMiddleWrite: a large file grows and, at the same
+// moment, a block far from its ends is overwritten. The append ships on a
+// sampled check of the old prefix (only the new bytes cross), and the
+// rolling sweep then finds the changed block and ships it as a delta: the
+// drain waits for that, and the trees end identical with about the
+// appended bytes and one block shipped.
+func TestAppendWithHiddenMiddleWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: fanotify capture and owner fidelity")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	s, ctl, from, to := newLibrarySource(t, src, dst)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	big := filepath.Join(src, "big")
+	const size = 3 * replicate.SweepWindow // no block size change at +1 MiB
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	if err := os.WriteFile(big, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(big, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A change in place first: the file ships as a delta of its whole
+	// size, so what follows is a plain growth of known blocks.
+	if _, err := f.WriteAt([]byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats().ContentBytes
+	// Beyond the first sweep window, away from the first and last blocks.
+	mid := int64(2*replicate.SweepWindow + 12345)
+	if _, err := f.WriteAt(bytes.Repeat([]byte("hidden change "), 300), mid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data[:1<<20], size); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("difference after the drain: %+v", d)
+	}
+	sent := s.Stats().ContentBytes - before
+	t.Logf("append + hidden write: %d content bytes shipped", sent)
+	if max := int64(1<<20 + 2*replicate.BlockSize); sent > max {
+		t.Errorf("shipped %d bytes, want at most %d (the append and the changed block)", sent, max)
+	}
+	got, err := os.ReadFile(filepath.Join(dst, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("target content differs from the source")
+	}
+}
+
+// TestUnverifiedComparedStrictlyAfterRestart: a file listed as appended
+// on a sampled check and not yet proven when the source agent died is
+// compared strictly (MirrorStrict on its directory) by the restarted
+// sync's resync, and the list is cleared after.
+func TestUnverifiedComparedStrictlyAfterRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: fanotify capture and owner fidelity")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "db", "wal"), []byte("log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	state := replicate.StateDir(dataDir, t.Name())
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// What a killed source agent leaves: the list names db/wal.
+	if err := os.WriteFile(filepath.Join(state, "unverified"), []byte("db/wal\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	strict := make(chan string, 4)
+	s, _, _, _ := newLibrarySourceWith(t, src, dst, func(c *replicate.SourceConfig) {
+		c.DataDir = dataDir
+		c.MirrorStrict = func(ctx context.Context, sub string) (mirror.Summary, error) {
+			strict <- sub
+			return c.Mirror(ctx, sub)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sub := <-strict:
+		if sub != "db" {
+			t.Errorf("strict compare of %q, want db", sub)
+		}
+	default:
+		t.Fatal("the unverified file was not compared strictly after the restart")
+	}
+	if _, err := os.Stat(filepath.Join(state, "unverified")); !os.IsNotExist(err) {
+		t.Errorf("the unverified list is still on disk after the strict compare (err %v)", err)
+	}
+}
+
+// TestGrowthPastBlockCount: a file that grows past the block count of its
+// block size ships with a larger block size, compared through the old
+// hashes: only about the new bytes cross, not the whole file again.
+func TestGrowthPastBlockCount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: fanotify capture and owner fidelity")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	s, ctl, from, to := newLibrarySource(t, src, dst)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	big := filepath.Join(src, "log")
+	chunk := make([]byte, 4<<20)
+	for i := range chunk {
+		chunk[i] = byte(i*13 + i>>9)
+	}
+	f, err := os.OpenFile(big, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write(chunk) // 4 MiB: 4 KiB blocks
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats().ContentBytes
+	for range 10 { // to 44 MiB: past 4 x 2048 blocks of 4 KiB
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sent := s.Stats().ContentBytes - before
+	t.Logf("grew by 40 MiB: %d content bytes shipped", sent)
+	if max := int64(40<<20 + 4*replicate.BlockSize); sent > max {
+		t.Errorf("shipped %d bytes for 40 MiB appended, want at most %d", sent, max)
+	}
+	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("difference: %+v", d)
+	}
+}
