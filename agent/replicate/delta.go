@@ -38,11 +38,18 @@ func blockSizeFor(size int64) int64 {
 	return bs
 }
 
+// growBlocks is how many times maxBlocks a growing file may reach before
+// its block size grows: a change of block size costs one read of the whole
+// file (the old hashes are compared under the new blocks), and a log or a
+// database growing from nothing to a few GB changes it once or twice; the
+// hashes kept stay within 1 MiB per file.
+const growBlocks = 32
+
 // deltaBlockSize is the block size for a file of size bytes whose last
 // shipped hashes used base: base's as long as the file did not grow far
 // beyond its block count, so a growing file keeps its deltas and appends.
 func deltaBlockSize(size int64, base fileHashes) int64 {
-	if base.bs != 0 && (size+base.bs-1)/base.bs <= 4*maxBlocks {
+	if base.bs != 0 && (size+base.bs-1)/base.bs <= growBlocks*maxBlocks {
 		return base.bs
 	}
 	return blockSizeFor(size)
