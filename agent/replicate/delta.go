@@ -64,6 +64,7 @@ func validBlockSize(bs int64) bool {
 // XXH3-128 hash of each block of bs bytes, and the size.
 type fileHashes struct {
 	size   int64
+	mtime  int64 // the file's mtime (ns) when it was shipped
 	bs     int64
 	hashes []byte
 	// sw is set while appends were shipped on a sampled check of the old

@@ -42,7 +42,7 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		// Only to tell an append from other changes; what is verified is
 		// hashed from the bytes as they are read below (a live writer may
 		// change the file in between).
-		if haveBase && base.bs == bs && size >= base.size && sh.sampledAppend(f, &base, size) {
+		if haveBase && base.bs == bs && size >= base.size && sh.sampledAppend(f, &base, size, o.op.Entry.MtimeNs) {
 			// Only bytes past the old end changed, as far as the sampled
 			// check tells (sweep.go): append in place, after the path is
 			// listed as unverified durably.
@@ -116,7 +116,7 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		if hashes == nil {
 			hashes = sh.pendingHashes
 		}
-		nh := fileHashes{size: size, bs: bs, hashes: bytes.Clone(hashes)}
+		nh := fileHashes{size: size, mtime: o.op.Entry.MtimeNs, bs: bs, hashes: bytes.Clone(hashes)}
 		if appendFrom >= 0 {
 			nh.sw = base.sw // the old prefix is still to be proven
 		}

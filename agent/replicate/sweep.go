@@ -46,13 +46,18 @@ type sweep struct {
 // sampledAppend reports whether f (size bytes) only grew past base.size as
 // far as the sampled check can tell: the old partial last block, the first
 // and the last whole block hash as shipped, and so does the next sweep
-// window. A file that did not grow is never taken for an append.
-func (sh *shipper) sampledAppend(f *os.File, base *fileHashes, size int64) bool {
+// window. A file that did not grow is taken for an append (of nothing)
+// only when its mtime is the one shipped.
+func (sh *shipper) sampledAppend(f *os.File, base *fileHashes, size, mtime int64) bool {
 	if base.sw != nil && base.sw.mismatch {
 		return false
 	}
-	if size <= base.size || len(base.hashes) == 0 {
-		return false // not grown: a change in place ships as a delta at once
+	if size < base.size || size == base.size && mtime != base.mtime || len(base.hashes) == 0 {
+		// Not grown but written: a change in place ships as a delta at
+		// once. (The same size and mtime is a record of a write the last
+		// ship already read, or one within the same clock tick: the sweep
+		// covers that.)
+		return false
 	}
 	bs := base.bs
 	whole := base.size / bs
