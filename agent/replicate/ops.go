@@ -42,7 +42,7 @@ func (sh *shipper) ship(ctx context.Context, c *wire.Conn, recs []journal.Record
 				return err
 			}
 			sh.dropUnverified()
-			clear(sh.hashes)
+			sh.clearHashes()
 			break
 		}
 		ops, err = sh.stateOps(r, recs, i, full, skipped)
@@ -257,7 +257,7 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 	case e.Type == fsys.TypeFile && needContent:
 		o.content = true
 		o.op.InPlace = e.Nlink > 1
-		delete(sh.hashes, r.Path)
+		sh.dropHashes(r.Path)
 		return append([]out{o}, sh.relink(e, full)...), nil
 	case e.Type == fsys.TypeDir && !needContent:
 		// Objects created or changed inside From just before the rename
@@ -300,13 +300,13 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 func (sh *shipper) move(from, to string) {
 	for k, v := range sh.hashes {
 		if k == from || strings.HasPrefix(k, from+"/") {
-			delete(sh.hashes, k)
+			sh.dropHashes(k)
 			nk := to + k[len(from):]
-			sh.hashes[nk] = v
+			sh.putHashes(nk, v)
 			if v.sw != nil {
 				if err := sh.s.unverified.add(nk); err != nil {
 					// Not durable under its new name: ship it in full.
-					delete(sh.hashes, nk)
+					sh.dropHashes(nk)
 					sh.inject(nk, v.size)
 				}
 				sh.s.unverified.done(k)
@@ -338,7 +338,7 @@ func (sh *shipper) forget(p string) {
 			if v.sw != nil {
 				sh.s.unverified.done(k)
 			}
-			delete(sh.hashes, k)
+			sh.dropHashes(k)
 		}
 	}
 	sh.dropName(p)

@@ -18,6 +18,11 @@ import (
 func (s *Source) run(ctx context.Context) {
 	defer close(s.done)
 	needMirror := true
+	// A journal with records means the agent restarted mid-sync: what the
+	// replay of those records could not reconstruct (changes made while
+	// no capture ran, a change racing the restart) is compared once more
+	// by a resync when things are quiet, as after a cut connection.
+	restarted := s.j.Last() > 0
 	backoff := 100 * time.Millisecond
 	var sh *shipper
 	for ctx.Err() == nil {
@@ -40,13 +45,18 @@ func (s *Source) run(ctx context.Context) {
 			needMirror = false
 			backoff = 100 * time.Millisecond
 			sh = nil // a fresh connection after a mirror
+			if restarted {
+				restarted = false
+				s.recovered.Store(true)
+			}
 		}
 		if err := s.waitUnpaused(ctx); err != nil {
 			break
 		}
 		s.setState(StateSyncing)
 		if sh == nil {
-			sh = &shipper{s: s, hashes: map[string]fileHashes{}, links: map[inoKey]string{},
+			s.unproven.Store(0)
+			sh = &shipper{s: s, hashes: map[string]fileHashes{}, unproven: map[string]bool{}, links: map[inoKey]string{},
 				names: map[string]inoKey{}, groups: map[inoKey]map[string]bool{}, afterMirror: true}
 		}
 		err := sh.session(ctx)

@@ -17,7 +17,7 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		return c.WriteMsg(&o.op)
 	}
 	if o.op.Op == wire.SyncOpLink && o.op.Entry.Size >= DeltaMin {
-		delete(sh.hashes, o.op.Path)
+		sh.dropHashes(o.op.Path)
 	}
 	o.op.Content = true
 	f, err := sh.root.Open(o.op.Path)
@@ -120,17 +120,18 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		if appendFrom >= 0 {
 			nh.sw = base.sw // the old prefix is still to be proven
 		}
-		sh.hashes[o.op.Path] = nh
+		sh.putHashes(o.op.Path, nh)
 		if nh.sw == nil {
 			sh.s.unverified.done(o.op.Path)
 		}
 	} else {
-		sh.s.log.Debug("sync hashes dropped", "path", o.op.Path, "large", large, "abandoned", abandoned)
-		if base.sw != nil {
+		if !abandoned {
+			sh.s.unverified.done(o.op.Path) // small now, and shipped whole
+		} else if base.sw != nil {
 			// Its unverified prefix is unknown now: ship it again in full.
 			sh.inject(o.op.Path, size)
 		}
-		delete(sh.hashes, o.op.Path)
+		sh.dropHashes(o.op.Path)
 	}
 	sh.pendingHashes = sh.pendingHashes[:0]
 	end := wire.SyncOpEnd{Abandoned: abandoned}

@@ -28,6 +28,8 @@ type inoKey struct{ dev, ino uint64 }
 type shipper struct {
 	s      *Source
 	hashes map[string]fileHashes
+	// unproven holds the paths of hashes whose sweep is running.
+	unproven map[string]bool
 	links  map[inoKey]string
 	// names maps shipped names of multiply linked files to their inode.
 	names       map[string]inoKey
@@ -82,7 +84,7 @@ func (sh *shipper) session(ctx context.Context) error {
 		sh.fullSeq, sh.fullTries = fullSeq, 0
 	}
 	sh.dropUnverified()
-	clear(sh.hashes)
+	sh.clearHashes()
 	if sh.skipped == nil {
 		// Kept across reconnects: the records that skipped these paths may
 		// be acknowledged already, and their renames not.

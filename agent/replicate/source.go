@@ -107,6 +107,8 @@ type Source struct {
 	// injected is the last record the shipper journaled itself (a file to
 	// ship again after a sweep found it changed).
 	injected atomic.Uint64
+	// unproven counts the shipper's files whose sweep is running.
+	unproven atomic.Int64
 
 	// recovered is set when a connection failed (not an op the target
 	// refused) since the last mirror.
@@ -304,7 +306,7 @@ func (s *Source) WaitDrained(ctx context.Context) error {
 		}
 		// Files appended to on a sampled check are proven (or shipped
 		// again) by their sweeps first, and what those journaled applied.
-		if state == StateSyncing && js.Acked >= upto && js.Durable >= upto && s.unverified.empty() &&
+		if state == StateSyncing && js.Acked >= upto && js.Durable >= upto && s.unproven.Load() == 0 &&
 			js.Acked >= s.injected.Load() {
 			return nil
 		}

@@ -138,10 +138,8 @@ func (sh *shipper) sweepStep(f *os.File, h *fileHashes) bool {
 // journals a modify record for the file, which then ships as a full delta.
 func (sh *shipper) sweepIdle(next uint64, steps int) {
 	s := sh.s
-	if s.unverified.empty() {
-		return
-	}
-	for p, h := range sh.hashes {
+	for p := range sh.unproven {
+		h := sh.hashes[p]
 		if h.sw == nil || h.sw.mismatch {
 			continue
 		}
@@ -159,7 +157,7 @@ func (sh *shipper) sweepIdle(next uint64, steps int) {
 			}
 		}
 		f.Close()
-		sh.hashes[p] = h
+		sh.putHashes(p, h)
 		if h.sw == nil {
 			s.log.Debug("sync sweep proved the target's copy", "path", p)
 			sh.s.unverified.done(p)
@@ -195,4 +193,30 @@ func (sh *shipper) dropUnverified() {
 			sh.inject(p, h.size)
 		}
 	}
+}
+
+// putHashes records what the target holds of p, keeping the count of
+// unproven files (which WaitDrained waits for) in step.
+func (sh *shipper) putHashes(p string, h fileHashes) {
+	sh.hashes[p] = h
+	if h.sw != nil {
+		sh.unproven[p] = true
+	} else {
+		delete(sh.unproven, p)
+	}
+	sh.s.unproven.Store(int64(len(sh.unproven)))
+}
+
+// dropHashes forgets what the target holds of p.
+func (sh *shipper) dropHashes(p string) {
+	delete(sh.hashes, p)
+	delete(sh.unproven, p)
+	sh.s.unproven.Store(int64(len(sh.unproven)))
+}
+
+// clearHashes forgets every file's hashes.
+func (sh *shipper) clearHashes() {
+	clear(sh.hashes)
+	clear(sh.unproven)
+	sh.s.unproven.Store(0)
 }

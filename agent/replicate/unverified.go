@@ -69,13 +69,6 @@ func (u *unverifiedSet) done(p string) {
 	}
 }
 
-// empty reports whether no file is unverified.
-func (u *unverifiedSet) empty() bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.live) == 0
-}
-
 // take returns the listed paths and empties the list (the caller compares
 // them strictly).
 func (u *unverifiedSet) take() []string {
