@@ -17,6 +17,7 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -139,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := s.reg.Register(newJobCollector(s)); err != nil {
+		return nil, fmt.Errorf("register job metrics: %w", err)
+	}
 	s.revoked = newRevocations(s)
 	if s.dummyHash, err = hashPassword(ferry.NewSecret(""), s.cfg.PasswordHashing); err != nil {
 		return nil, err

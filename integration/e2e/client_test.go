@@ -207,3 +207,41 @@ func (f *follower) waitState(t *testing.T, timeout time.Duration, states ...stri
 	t.Fatalf("job still %s after %s (want %v): %+v", st.State, timeout, states, st)
 	return st
 }
+
+// checkJobMetrics asserts that /metrics exports the syncing job's live
+// status: its state, that the status was read, and its replication lag
+// and backlog.
+func checkJobMetrics(t *testing.T, a *api, jobID string) {
+	t.Helper()
+	code, body := a.do("GET", "/metrics", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	series := map[string]string{}
+	for line := range strings.Lines(string(body)) {
+		if name, rest, ok := strings.Cut(strings.TrimSpace(line), "{"); ok && strings.Contains(rest, `job="`+jobID+`"`) {
+			labels, value, _ := strings.Cut(rest, "} ")
+			series[name+"{"+labels+"}"] = value
+		}
+	}
+	want := []string{`ferry_job_status_up{job="` + jobID + `"}`, `ferry_job_sync_lag_seconds{job="` + jobID + `"}`,
+		`ferry_job_sync_backlog_records{job="` + jobID + `"}`, `ferry_job_bytes_sent{job="` + jobID + `"}`}
+	for _, k := range want {
+		if _, ok := series[k]; !ok {
+			t.Errorf("/metrics lacks %s (job series: %v)", k, series)
+		}
+	}
+	if v := series[`ferry_job_status_up{job="`+jobID+`"}`]; v != "1" {
+		t.Errorf("ferry_job_status_up = %q, want 1", v)
+	}
+	found := false
+	for k, v := range series {
+		if strings.HasPrefix(k, "ferry_job_state{") && strings.Contains(k, `state="ready_for_cutover"`) && v == "1" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("/metrics has no ferry_job_state for the job in ready_for_cutover: %v", series)
+	}
+	t.Logf("job metrics: %v", series)
+}

@@ -88,6 +88,7 @@ func TestMigrateLiveDebianSystem(t *testing.T) {
 	// Sync under the live writer, then a test cutover while replication
 	// continues.
 	f.waitState(t, 5*time.Minute, "ready_for_cutover")
+	checkJobMetrics(t, c.api, job.ID)
 	c.api.call("POST", "/api/v1/jobs/"+job.ID+"/actions/test-cutover", map[string]any{}, http.StatusOK, nil)
 	st := f.waitState(t, 5*time.Minute, "test_cutover")
 	if st.TestPath == "" {
