@@ -39,12 +39,11 @@ type TransformConfig struct {
 // called by one goroutine at a time.
 type Transform struct {
 	comp   *Compressor
-	decomp *Decompressor
+	own    *Decoder // Decode's
 	tx, rx *seal.Sealer
 	limit  int
 
 	encBuf, sealBuf []byte // Encode's output buffers
-	openBuf, decBuf []byte // Decode's output buffers
 }
 
 // NewTransform builds the pipeline. Returns an error for an invalid level
@@ -58,10 +57,6 @@ func NewTransform(cfg TransformConfig) (*Transform, error) {
 	if t.comp, err = NewCompressor(cfg.Level); err != nil {
 		return nil, err
 	}
-	if t.decomp, err = NewDecompressor(t.limit); err != nil {
-		t.comp.Close()
-		return nil, err
-	}
 	if cfg.Cipher != seal.None {
 		out, in := "listener->dialer", "dialer->listener"
 		if cfg.Dialer {
@@ -71,9 +66,13 @@ func NewTransform(cfg TransformConfig) (*Transform, error) {
 			t.rx, err = seal.NewSealer(cfg.Cipher, cfg.Secret, cfg.Salt, in)
 		}
 		if err != nil {
-			t.Close()
+			t.comp.Close()
 			return nil, err
 		}
+	}
+	if t.own, err = newDecoder(t.rx, t.limit); err != nil {
+		t.comp.Close()
+		return nil, err
 	}
 	return t, nil
 }
@@ -100,40 +99,97 @@ func (t *Transform) Encode(_, payload []byte, seq uint64) (out []byte, flags uin
 }
 
 // Decode reverses Encode for frame number seq of the incoming Data frames,
-// whose original length was rawLen. dst is not used (see Encode); the
-// result is valid until the next Decode. Errors: ErrFlags (wrapped) for
-// flags that do not match the negotiated cipher, the seal package's
-// ErrReplayed, ErrReordered, ErrSpliced or ErrTampered, ErrFrameTooLarge or
-// ErrCorrupt from decompression, and an error if the result is not rawLen
-// bytes long.
+// whose original length was rawLen. Frames must come with seq 0, 1, 2, ...
+// (the Transform remembers which it expects). dst is not used (see
+// Encode); the result is valid until the next Decode. Errors: ErrFlags
+// (wrapped) for flags that do not match the negotiated cipher, the seal
+// package's ErrReplayed, ErrReordered, ErrSpliced or ErrTampered,
+// ErrFrameTooLarge or ErrCorrupt from decompression, and an error if the
+// result is not rawLen bytes long.
 func (t *Transform) Decode(_, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
+	return t.own.decode(payload, flags, seq, rawLen, t.rx.Open)
+}
+
+// NewDecoder returns a Decoder for incoming frames that runs on its own
+// goroutine, beside others and beside Decode: it has its own decompressor
+// and buffers and shares the Transform's keys. Unlike Decode it keeps no
+// sequence state: it checks that each frame was sealed as the seq it is
+// given, and the caller checks that the seqs it hands out follow each other
+// (see Decoder.Decode). Close it when done. Returns an error if the zstd
+// decoder cannot be created.
+func (t *Transform) NewDecoder() (*Decoder, error) {
+	d, err := newDecoder(t.rx, t.limit)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Decoder undoes a Transform's Encode on one goroutine (Transform.NewDecoder).
+type Decoder struct {
+	decomp          *Decompressor
+	rx              *seal.Sealer // shared with the Transform; nil without a cipher
+	limit           int
+	openBuf, decBuf []byte
+}
+
+func newDecoder(rx *seal.Sealer, limit int) (*Decoder, error) {
+	decomp, err := NewDecompressor(limit)
+	if err != nil {
+		return nil, err
+	}
+	return &Decoder{decomp: decomp, rx: rx, limit: limit}, nil
+}
+
+// Decode reverses Encode for the frame the connection received as number
+// seq, whose original length was rawLen. It must only be given frames whose
+// seqs the caller checked to follow each other on the connection: it
+// rejects a frame that was sealed as another number (ErrReplayed or
+// ErrReordered), so a frame moved, replayed or renumbered on the wire
+// fails here or at the caller's check. dst is not used: the result lives
+// in the Decoder's buffers, valid until its next Decode. Errors as for
+// Transform.Decode.
+func (d *Decoder) Decode(_, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
+	var open func(dst, frame []byte, seq uint64) ([]byte, error)
+	if d.rx != nil {
+		open = d.rx.OpenAt
+	}
+	return d.decode(payload, flags, seq, rawLen, open)
+}
+
+// Close releases the decompressor.
+func (d *Decoder) Close() { d.decomp.Close() }
+
+// decode checks flags, opens with open (when sealed) and decompresses.
+func (d *Decoder) decode(payload []byte, flags uint8, seq uint64, rawLen int,
+	open func(dst, frame []byte, seq uint64) ([]byte, error)) ([]byte, error) {
 	if flags&^(FlagCompressed|FlagSealed) != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrFlags, flags)
 	}
 	sealed := flags&FlagSealed != 0
 	switch {
-	case sealed && t.rx == nil:
+	case sealed && d.rx == nil:
 		return nil, fmt.Errorf("%w: frame %d is sealed but no cipher was negotiated", ErrFlags, seq)
-	case !sealed && t.rx != nil:
-		return nil, fmt.Errorf("%w: frame %d is not sealed but %v was negotiated", ErrFlags, seq, t.rx.Cipher())
+	case !sealed && d.rx != nil:
+		return nil, fmt.Errorf("%w: frame %d is not sealed but %v was negotiated", ErrFlags, seq, d.rx.Cipher())
 	}
-	if rawLen < 0 || rawLen > t.limit {
+	if rawLen < 0 || rawLen > d.limit {
 		return nil, fmt.Errorf("%w: frame %d announces %d bytes", ErrFrameTooLarge, seq, rawLen)
 	}
 	data := payload
 	if sealed {
 		var err error
-		if data, err = t.rx.Open(t.openBuf[:0], payload, seq); err != nil {
+		if data, err = open(d.openBuf[:0], payload, seq); err != nil {
 			return nil, err
 		}
-		t.openBuf = data[:0]
+		d.openBuf = data[:0]
 	}
 	if flags&FlagCompressed != 0 {
-		out, err := t.decomp.Decode(t.decBuf[:0], data)
+		out, err := d.decomp.Decode(d.decBuf[:0], data)
 		if err != nil {
 			return nil, fmt.Errorf("frame %d: %w", seq, err)
 		}
-		t.decBuf = out[:0]
+		d.decBuf = out[:0]
 		data = out
 	}
 	if len(data) != rawLen {
@@ -148,5 +204,5 @@ func (t *Transform) Stats() Stats { return t.comp.Stats() }
 // Close releases the compressor and decompressor.
 func (t *Transform) Close() {
 	t.comp.Close()
-	t.decomp.Close()
+	t.own.Close()
 }

@@ -22,6 +22,22 @@ type FrameCodec interface {
 	Decode(dst, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error)
 }
 
+// PayloadDecoder undoes a FrameCodec's Encode on one goroutine, for Data
+// frames that ReadMsg returned still encoded (Conn.DeferDataDecode). It
+// must reject a frame that was not encoded as number seq; the Conn has
+// checked that the seqs follow each other.
+type PayloadDecoder interface {
+	Decode(dst, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error)
+	Close()
+}
+
+// ConcurrentCodec is a FrameCodec whose incoming Data frames can be decoded
+// by several goroutines at once, each with a PayloadDecoder of its own.
+type ConcurrentCodec interface {
+	FrameCodec
+	NewPayloadDecoder() (PayloadDecoder, error)
+}
+
 // Limiter paces outgoing payload bytes (bandwidth limiting). WaitN blocks
 // until n bytes may be sent or ctx ends.
 type Limiter interface {
@@ -50,6 +66,9 @@ type Conn struct {
 	rseq    uint64
 	dcodec  FrameCodec
 	decoBuf []byte
+	// deferData: ReadMsg returns Data payloads still encoded (set before
+	// the first Data frame, by the reading goroutine).
+	deferData bool
 
 	limiter Limiter
 	// lowerFlush flushes a buffer beneath nc (guarded by wmu); nil if none.
@@ -151,6 +170,19 @@ func (c *Conn) writeLocked(m Message) error {
 		c.enc.Uvarint(uint64(d.RawLen))
 		c.enc.Uvarint(uint64(len(d.Payload)))
 		payload = d.Payload
+	} else if sc, ok := m.(*SyncChunk); ok {
+		// File content of a sync: encoded like a Data frame (the same
+		// sequence numbers, codec and flags), written the same way.
+		out, flags, err := c.encodeLocked(sc.Data)
+		if err != nil {
+			return err
+		}
+		c.enc.Varint(sc.Off)
+		c.enc.Uvarint(c.seq - 1)
+		c.enc.Byte(flags)
+		c.enc.Uvarint(uint64(len(sc.Data)))
+		c.enc.Uvarint(uint64(len(out)))
+		payload = out
 	} else {
 		m.Encode(&c.enc)
 	}
@@ -202,23 +234,38 @@ func (c *Conn) WriteData(ctx context.Context, id uint64, off int64, raw []byte) 
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	d := Data{ID: id, Offset: off, Seq: c.seq, RawLen: uint32(len(raw)), Payload: raw}
-	c.seq++
-	if c.codec != nil {
-		out, flags, err := c.codec.Encode(c.codeBuf[:0], raw, d.Seq)
-		if err != nil {
-			return fmt.Errorf("encode frame %d: %w", d.Seq, err)
-		}
-		c.codeBuf = out[:0]
-		d.Payload, d.Flags = out, flags
+	d := Data{ID: id, Offset: off, Seq: c.seq, RawLen: uint32(len(raw))}
+	var err error
+	if d.Payload, d.Flags, err = c.encodeLocked(raw); err != nil {
+		return err
 	}
 	return c.writeLocked(&d)
 }
 
+// encodeLocked takes the next payload sequence number and applies the
+// codec to raw; the result is valid until the next call.
+func (c *Conn) encodeLocked(raw []byte) ([]byte, uint8, error) {
+	if len(raw) > MaxDataPayload {
+		return nil, 0, fmt.Errorf("%w: payload of %d bytes", ErrFrameTooLarge, len(raw))
+	}
+	seq := c.seq
+	c.seq++
+	if c.codec == nil {
+		return raw, 0, nil
+	}
+	out, flags, err := c.codec.Encode(c.codeBuf[:0], raw, seq)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode frame %d: %w", seq, err)
+	}
+	c.codeBuf = out[:0]
+	return out, flags, nil
+}
+
 // ReadMsg reads the next message. An Error message is returned as a message
 // (use (*Error).Err); transport errors and malformed frames as errors.
-// Data payloads alias an internal buffer valid until the next ReadMsg; the
-// codec has already been undone and Seq checked.
+// Data and SyncChunk payloads alias an internal buffer valid until the
+// next ReadMsg; their Seq has been checked and the codec undone (for Data
+// unless DeferDataDecode was called).
 func (c *Conn) ReadMsg() (Message, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
@@ -258,27 +305,87 @@ func (c *Conn) ReadMsg() (Message, error) {
 	if d.Remaining() != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, d.Remaining(), m.Kind())
 	}
-	if dm, ok := m.(*Data); ok {
-		if dm.Seq != c.rseq {
-			return nil, fmt.Errorf("%w: data frame seq %d, want %d", ErrProtocol, dm.Seq, c.rseq)
+	switch m := m.(type) {
+	case *Data:
+		var err error
+		if m.Payload, err = c.readPayload(m.Payload, m.Flags, m.Seq, m.RawLen, c.deferData); err != nil {
+			return nil, err
 		}
-		c.rseq++
-		if c.dcodec != nil {
-			out, err := c.dcodec.Decode(c.decoBuf[:0], dm.Payload, dm.Flags, dm.Seq, int(dm.RawLen))
-			if err != nil {
-				return nil, fmt.Errorf("decode frame %d: %w", dm.Seq, err)
-			}
-			c.decoBuf = out[:0]
-			dm.Payload = out
-		} else if dm.Flags != 0 {
-			return nil, fmt.Errorf("%w: data frame flags %#x without a negotiated codec", ErrProtocol, dm.Flags)
-		}
-		if len(dm.Payload) != int(dm.RawLen) {
-			return nil, fmt.Errorf("%w: data frame of %d bytes, header says %d", ErrProtocol, len(dm.Payload), dm.RawLen)
+	case *SyncChunk:
+		var err error
+		if m.Data, err = c.readPayload(m.Data, m.Flags, m.Seq, m.RawLen, false); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
 }
+
+// readPayload checks that a payload frame (Data, SyncChunk) is the next in
+// sequence and, unless deferred, undoes the codec.
+func (c *Conn) readPayload(p []byte, flags uint8, seq uint64, rawLen uint32, deferred bool) ([]byte, error) {
+	if seq != c.rseq {
+		return nil, fmt.Errorf("%w: payload frame seq %d, want %d", ErrProtocol, seq, c.rseq)
+	}
+	c.rseq++
+	if c.dcodec == nil && flags != 0 {
+		return nil, fmt.Errorf("%w: payload frame flags %#x without a negotiated codec", ErrProtocol, flags)
+	}
+	if deferred && c.dcodec != nil {
+		return p, nil // the PayloadDecoder checks the rest
+	}
+	if c.dcodec != nil {
+		out, err := c.dcodec.Decode(c.decoBuf[:0], p, flags, seq, int(rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("decode frame %d: %w", seq, err)
+		}
+		c.decoBuf = out[:0]
+		p = out
+	}
+	if len(p) != int(rawLen) {
+		return nil, fmt.Errorf("%w: payload frame of %d bytes, header says %d", ErrProtocol, len(p), rawLen)
+	}
+	return p, nil
+}
+
+// DeferDataDecode makes ReadMsg return Data frames with their payload still
+// encoded (Flags and RawLen as sent): it only checks that their sequence
+// numbers follow each other, and the caller decodes each payload with a
+// PayloadDecoder from NewPayloadDecoder, e.g. on the goroutine that writes
+// the file, so that decompression and decryption do not serialise with
+// the reading of the connection. It returns false, and changes nothing,
+// when the installed codec cannot decode concurrently. Call from the
+// reading goroutine, after SetCodec and before the first Data frame.
+func (c *Conn) DeferDataDecode() bool {
+	if c.dcodec != nil {
+		if _, ok := c.dcodec.(ConcurrentCodec); !ok {
+			return false
+		}
+	}
+	c.deferData = true
+	return true
+}
+
+// NewPayloadDecoder returns a decoder for Data payloads that ReadMsg
+// returned encoded (DeferDataDecode), for use by one goroutine: without a
+// codec it only checks the length. Errors: the codec's.
+func (c *Conn) NewPayloadDecoder() (PayloadDecoder, error) {
+	if cc, ok := c.dcodec.(ConcurrentCodec); ok {
+		return cc.NewPayloadDecoder()
+	}
+	return rawDecoder{}, nil
+}
+
+// rawDecoder is the PayloadDecoder of a Conn without a codec.
+type rawDecoder struct{}
+
+func (rawDecoder) Decode(_, p []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
+	if flags != 0 || len(p) != rawLen {
+		return nil, fmt.Errorf("%w: payload frame %d: flags %#x, %d bytes, header says %d", ErrProtocol, seq, flags, len(p), rawLen)
+	}
+	return p, nil
+}
+
+func (rawDecoder) Close() {}
 
 // DetachPayload gives the caller ownership of d's payload (d must be the
 // message the last ReadMsg returned), sparing a copy: the next ReadMsg reads
