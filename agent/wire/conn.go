@@ -58,6 +58,8 @@ type Conn struct {
 	seq     uint64
 	codec   FrameCodec
 	codeBuf []byte
+	// Payload bytes written, before and after the codec (atomic).
+	payRaw, payEnc atomic.Int64
 
 	// Used only by the reading goroutine.
 	br      *bufio.Reader
@@ -250,7 +252,9 @@ func (c *Conn) encodeLocked(raw []byte) ([]byte, uint8, error) {
 	}
 	seq := c.seq
 	c.seq++
+	c.payRaw.Add(int64(len(raw)))
 	if c.codec == nil {
+		c.payEnc.Add(int64(len(raw)))
 		return raw, 0, nil
 	}
 	out, flags, err := c.codec.Encode(c.codeBuf[:0], raw, seq)
@@ -258,8 +262,14 @@ func (c *Conn) encodeLocked(raw []byte) ([]byte, uint8, error) {
 		return nil, 0, fmt.Errorf("encode frame %d: %w", seq, err)
 	}
 	c.codeBuf = out[:0]
+	c.payEnc.Add(int64(len(out)))
 	return out, flags, nil
 }
+
+// PayloadBytes returns the payload bytes of the Data and SyncChunk frames
+// written so far, before (raw) and after (encoded) the codec: compression
+// and sealing. Safe to call from any goroutine.
+func (c *Conn) PayloadBytes() (raw, encoded int64) { return c.payRaw.Load(), c.payEnc.Load() }
 
 // ReadMsg reads the next message. An Error message is returned as a message
 // (use (*Error).Err); transport errors and malformed frames as errors.

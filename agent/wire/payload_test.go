@@ -77,6 +77,10 @@ func TestPayloadFrames(t *testing.T) {
 			t.Fatalf("frame %d differs", seq)
 		}
 	}
+	n := int64(len(contents[0]) + len(contents[1]) + len(contents[2]))
+	if raw, enc := a.PayloadBytes(); raw != n || enc != n {
+		t.Errorf("PayloadBytes = %d, %d, want %d, %d", raw, enc, n, n)
+	}
 }
 
 // TestPayloadFrameOutOfSequence: a payload frame whose number is not the
