@@ -72,8 +72,10 @@ func (p payload) verify(transferSalt []byte, a *wire.Attach) error {
 // transform (nil when neither compression nor a cipher is used) and, on the
 // source agent (dialer true), the bandwidth limiter. The source always gets
 // a limiter, unlimited when the job has no schedule, so that SetLimits can
-// throttle a running transfer later. The receiver may decode Data frames
-// off the connection's reading goroutine (wire.Conn.DeferDataDecode).
+// throttle a running transfer later. Data frames are encoded by the
+// sender's file readers and decoded by the receiver's file writers, in
+// parallel, rather than on the connection's own path
+// (wire.ConcurrentCodec, wire.Conn.DeferDataDecode).
 func (p payload) install(c *wire.Conn, transferSalt []byte, dialer bool) (*codec.Transform, *bwlimit.Limiter, error) {
 	var lim *bwlimit.Limiter
 	if dialer {
@@ -97,6 +99,10 @@ type concurrentTransform struct{ *codec.Transform }
 
 func (t concurrentTransform) NewPayloadDecoder() (wire.PayloadDecoder, error) {
 	return t.NewDecoder()
+}
+
+func (t concurrentTransform) NewPayloadEncoder() (wire.PayloadEncoder, error) {
+	return t.NewEncoder()
 }
 
 // caps lists the payload capabilities of this build.

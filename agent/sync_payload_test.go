@@ -141,36 +141,45 @@ func TestSyncPayloadEveryCombination(t *testing.T) {
 	rng.Read(random)
 	key := []byte("a sync key of at least sixteen bytes")
 	for _, cipher := range []string{"none", "aes", "sm4"} {
-		var offBytes int64
-		for _, level := range []string{"off", "fast", "balanced", "normal", "extreme"} {
-			t.Run(level+"/"+cipher, func(t *testing.T) {
-				src, dst := t.TempDir(), t.TempDir()
-				px := newCountingProxy(t, env.dst.Addr().String())
-				opts := mirror.Options{Compress: level, Encrypt: cipher}
-				if cipher != "none" {
-					opts.Key = key
-				}
-				syncUntilConverged(t, env, "sp-"+level+"-"+cipher, src, dst, Endpoint{Addr: px.ln.Addr().String(), Path: dst}, opts, func() {
-					os.WriteFile(filepath.Join(src, "text"), text, 0o644)
-					os.WriteFile(filepath.Join(src, "random"), random, 0o644)
-				})
-				n := px.up.Load()
-				if n < int64(len(random)) {
-					t.Fatalf("%d bytes crossed the connection for %d bytes of random content", n, len(random))
-				}
-				if level == "off" {
-					offBytes = n
-					if n < int64(len(text)+len(random)) {
-						t.Errorf("off: %d bytes crossed for %d bytes of content", n, len(text)+len(random))
-					}
-					return
-				}
-				t.Logf("%s/%s: %d bytes on the wire (off: %d)", level, cipher, n, offBytes)
-				if offBytes > 0 && n > offBytes/3 {
-					t.Errorf("%s: %d bytes crossed the connection, off sent %d", level, n, offBytes)
-				}
+		t.Run(cipher, func(t *testing.T) {
+			t.Parallel()
+			syncEveryLevel(t, env, cipher, text, random, key)
+		})
+	}
+}
+
+// syncEveryLevel runs the syncs of TestSyncPayloadEveryCombination for one
+// cipher, level off first.
+func syncEveryLevel(t *testing.T, env *testEnv, cipher string, text, random, key []byte) {
+	var offBytes int64
+	for _, level := range []string{"off", "fast", "balanced", "normal", "extreme"} {
+		t.Run(level, func(t *testing.T) {
+			src, dst := t.TempDir(), t.TempDir()
+			px := newCountingProxy(t, env.dst.Addr().String())
+			opts := mirror.Options{Compress: level, Encrypt: cipher}
+			if cipher != "none" {
+				opts.Key = key
+			}
+			syncUntilConverged(t, env, "sp-"+level+"-"+cipher, src, dst, Endpoint{Addr: px.ln.Addr().String(), Path: dst}, opts, func() {
+				os.WriteFile(filepath.Join(src, "text"), text, 0o644)
+				os.WriteFile(filepath.Join(src, "random"), random, 0o644)
 			})
-		}
+			n := px.up.Load()
+			if n < int64(len(random)) {
+				t.Fatalf("%d bytes crossed the connection for %d bytes of random content", n, len(random))
+			}
+			if level == "off" {
+				offBytes = n
+				if n < int64(len(text)+len(random)) {
+					t.Errorf("off: %d bytes crossed for %d bytes of content", n, len(text)+len(random))
+				}
+				return
+			}
+			t.Logf("%s/%s: %d bytes on the wire (off: %d)", level, cipher, n, offBytes)
+			if offBytes > 0 && n > offBytes/3 {
+				t.Errorf("%s: %d bytes crossed the connection, off sent %d", level, n, offBytes)
+			}
+		})
 	}
 }
 

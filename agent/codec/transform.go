@@ -3,6 +3,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ferry-migrate/ferry/agent/seal"
 )
@@ -38,18 +39,22 @@ type TransformConfig struct {
 // Encode and Decode may run concurrently with each other, but each must be
 // called by one goroutine at a time.
 type Transform struct {
+	level  Level
 	comp   *Compressor
 	own    *Decoder // Decode's
 	tx, rx *seal.Sealer
 	limit  int
 
 	encBuf, sealBuf []byte // Encode's output buffers
+
+	mu   sync.Mutex
+	encs []*Encoder // from NewEncoder, guarded by mu
 }
 
 // NewTransform builds the pipeline. Returns an error for an invalid level
 // or cipher, or (wrapped from package seal) a short secret or salt.
 func NewTransform(cfg TransformConfig) (*Transform, error) {
-	t := &Transform{limit: cfg.MaxFrameSize}
+	t := &Transform{level: cfg.Level, limit: cfg.MaxFrameSize}
 	if t.limit <= 0 {
 		t.limit = MaxFrameSize
 	}
@@ -198,11 +203,71 @@ func (d *Decoder) decode(payload []byte, flags uint8, seq uint64, rawLen int,
 	return data, nil
 }
 
-// Stats returns the outgoing compression counters (bytes before and after).
-func (t *Transform) Stats() Stats { return t.comp.Stats() }
+// NewEncoder returns an Encoder for outgoing frames that runs on its own
+// goroutine, beside others: it has its own compressor and buffers and
+// shares the Transform's keys; its counters add to Stats. Unlike Encode it
+// keeps no sequence state: the caller must give each seq to one frame only
+// (see Encoder.Encode). Returns an error if the zstd encoder cannot be
+// created.
+func (t *Transform) NewEncoder() (*Encoder, error) {
+	comp, err := NewCompressor(t.level)
+	if err != nil {
+		return nil, err
+	}
+	e := &Encoder{comp: comp, tx: t.tx}
+	t.mu.Lock()
+	t.encs = append(t.encs, e)
+	t.mu.Unlock()
+	return e, nil
+}
 
-// Close releases the compressor and decompressor.
+// Encoder does a Transform's Encode on one goroutine (Transform.NewEncoder).
+type Encoder struct {
+	comp            *Compressor
+	tx              *seal.Sealer // shared with the Transform; nil without a cipher
+	encBuf, sealBuf []byte
+}
+
+// Encode compresses then seals payload as frame number seq, which the
+// caller must use for this frame only (a number reused would reuse a GCM
+// nonce): e.g. numbers handed out once each by the connection. The result
+// lives in the Encoder's buffers, or is payload itself when the frame goes
+// out raw and unsealed, valid until its next Encode.
+func (e *Encoder) Encode(payload []byte, seq uint64) (out []byte, flags uint8, err error) {
+	out, compressed := e.comp.Encode(e.encBuf[:0], payload)
+	if compressed {
+		e.encBuf = out[:0]
+		flags |= FlagCompressed
+	}
+	if e.tx != nil {
+		out = e.tx.SealAt(e.sealBuf[:0], out, seq)
+		e.sealBuf = out[:0]
+		flags |= FlagSealed
+	}
+	return out, flags, nil
+}
+
+// Stats returns the outgoing compression counters (bytes before and
+// after) of Encode and of every Encoder.
+func (t *Transform) Stats() Stats {
+	st := t.comp.Stats()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.encs {
+		s := e.comp.Stats()
+		st.In, st.Out, st.Frames, st.RawFrames = st.In+s.In, st.Out+s.Out, st.Frames+s.Frames, st.RawFrames+s.RawFrames
+	}
+	return st
+}
+
+// Close releases the compressors and the decompressor. No Encoder may be
+// used afterwards.
 func (t *Transform) Close() {
 	t.comp.Close()
 	t.own.Close()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.encs {
+		e.comp.Close()
+	}
 }

@@ -144,6 +144,24 @@ func (s *Sealer) Open(dst, frame []byte, seq uint64) ([]byte, error) {
 	return out, nil
 }
 
+// SealAt seals plaintext as frame number seq, like Seal, but keeps no
+// state, so several goroutines may seal at once (also beside Seal). The
+// caller must never seal two frames under one seq — that would reuse a GCM
+// nonce — e.g. by taking the numbers from one counter, each once.
+func (s *Sealer) SealAt(dst, plaintext []byte, seq uint64) []byte {
+	if s.cipher == None {
+		return append(dst, plaintext...)
+	}
+	var nonce [12]byte
+	copy(nonce[:4], s.prefix[:])
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	var header [headerSize]byte
+	copy(header[:tagSize], s.tag[:])
+	binary.BigEndian.PutUint64(header[tagSize:], seq)
+	dst = append(dst, header[:]...)
+	return s.aead.Seal(dst, nonce[:], plaintext, header[:])
+}
+
 // OpenAt authenticates and decrypts frame as frame number seq and appends
 // the plaintext to dst, like Open, but keeps no state: it checks only that
 // the frame was sealed as number seq (for this transfer and direction), so

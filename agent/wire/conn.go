@@ -31,11 +31,20 @@ type PayloadDecoder interface {
 	Close()
 }
 
-// ConcurrentCodec is a FrameCodec whose incoming Data frames can be decoded
-// by several goroutines at once, each with a PayloadDecoder of its own.
+// PayloadEncoder does a FrameCodec's Encode on one goroutine, for Data
+// frames that WriteData encodes outside the connection's lock. It keeps no
+// sequence state: the Conn gives each seq to one frame only.
+type PayloadEncoder interface {
+	Encode(payload []byte, seq uint64) (out []byte, flags uint8, err error)
+}
+
+// ConcurrentCodec is a FrameCodec whose Data frames can be encoded, and
+// decoded, by several goroutines at once, each with a PayloadEncoder or
+// PayloadDecoder of its own.
 type ConcurrentCodec interface {
 	FrameCodec
 	NewPayloadDecoder() (PayloadDecoder, error)
+	NewPayloadEncoder() (PayloadEncoder, error)
 }
 
 // Limiter paces outgoing payload bytes (bandwidth limiting). WaitN blocks
@@ -58,6 +67,16 @@ type Conn struct {
 	seq     uint64
 	codec   FrameCodec
 	codeBuf []byte
+	// ccodec is codec when it is a ConcurrentCodec: WriteData encodes
+	// outside the lock with one of encFree (or a new encoder), then waits
+	// for its turn: frames go out in seq order, wnext is the next to go
+	// (wcond signals changes), werr the first failure, after which every
+	// payload write fails.
+	ccodec  ConcurrentCodec
+	encFree []PayloadEncoder
+	wnext   uint64
+	wcond   *sync.Cond
+	werr    error
 	// Payload bytes written, before and after the codec (atomic).
 	payRaw, payEnc atomic.Int64
 
@@ -87,6 +106,7 @@ func NewConn(nc net.Conn) *Conn {
 	// buffer once its own buffer is drained), which saves a copy.
 	c.br = bufio.NewReaderSize(&c.cr, 32<<10)
 	c.bw = bufio.NewWriterSize(&c.cw, 256<<10)
+	c.wcond = sync.NewCond(&c.wmu)
 	return c
 }
 
@@ -95,6 +115,8 @@ func NewConn(nc net.Conn) *Conn {
 func (c *Conn) SetCodec(fc FrameCodec) {
 	c.wmu.Lock()
 	c.codec = fc
+	c.ccodec, _ = fc.(ConcurrentCodec)
+	c.encFree = nil
 	c.wmu.Unlock()
 	c.dcodec = fc
 }
@@ -175,12 +197,20 @@ func (c *Conn) writeLocked(m Message) error {
 	} else if sc, ok := m.(*SyncChunk); ok {
 		// File content of a sync: encoded like a Data frame (the same
 		// sequence numbers, codec and flags), written the same way.
-		out, flags, err := c.encodeLocked(sc.Data)
+		seq := c.seq
+		c.seq++
+		if err := c.awaitTurnLocked(seq); err != nil {
+			c.doneLocked(err)
+			return err
+		}
+		out, flags, err := c.encodeLocked(sc.Data, seq)
+		defer func() { c.doneLocked(err) }()
 		if err != nil {
 			return err
 		}
+		c.enc.b = c.enc.b[:0] // awaitTurnLocked may have let another writer use it
 		c.enc.Varint(sc.Off)
-		c.enc.Uvarint(c.seq - 1)
+		c.enc.Uvarint(seq)
 		c.enc.Byte(flags)
 		c.enc.Uvarint(uint64(len(sc.Data)))
 		c.enc.Uvarint(uint64(len(out)))
@@ -223,8 +253,12 @@ func (c *Conn) writeLocked(m Message) error {
 const bigPayload = 64 << 10
 
 // WriteData sends raw as content of file id at off: it waits for the
-// bandwidth limiter, applies the codec, assigns the sequence number and
-// buffers the frame. raw may be reused once WriteData returns.
+// bandwidth limiter, assigns the sequence number, applies the codec
+// (outside the connection's lock when the codec is a ConcurrentCodec, so
+// that several writers compress and seal in parallel) and buffers the
+// frame; frames go out in sequence order. raw may be reused once
+// WriteData returns. After a payload write failed, every later one fails
+// with that error.
 func (c *Conn) WriteData(ctx context.Context, id uint64, off int64, raw []byte) error {
 	if len(raw) > MaxDataPayload {
 		return fmt.Errorf("%w: data payload of %d bytes", ErrFrameTooLarge, len(raw))
@@ -235,23 +269,82 @@ func (c *Conn) WriteData(ctx context.Context, id uint64, off int64, raw []byte) 
 		}
 	}
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	d := Data{ID: id, Offset: off, Seq: c.seq, RawLen: uint32(len(raw))}
-	var err error
-	if d.Payload, d.Flags, err = c.encodeLocked(raw); err != nil {
+	seq := c.seq
+	c.seq++
+	cc := c.ccodec
+	if cc == nil {
+		// Encode (if at all) and write under the lock.
+		defer c.wmu.Unlock()
+		err := c.awaitTurnLocked(seq)
+		d := Data{ID: id, Offset: off, Seq: seq, RawLen: uint32(len(raw))}
+		if err == nil {
+			d.Payload, d.Flags, err = c.encodeLocked(raw, seq)
+		}
+		if err == nil {
+			err = c.writeLocked(&d)
+		}
+		c.doneLocked(err)
 		return err
 	}
-	return c.writeLocked(&d)
+	// Compress and seal outside the lock, on this goroutine, so that the
+	// connection's writers encode in parallel; then write in seq order.
+	var enc PayloadEncoder
+	if n := len(c.encFree); n > 0 {
+		enc, c.encFree = c.encFree[n-1], c.encFree[:n-1]
+	}
+	c.wmu.Unlock()
+	var err error
+	if enc == nil {
+		enc, err = cc.NewPayloadEncoder()
+	}
+	d := Data{ID: id, Offset: off, Seq: seq, RawLen: uint32(len(raw))}
+	if err == nil {
+		if d.Payload, d.Flags, err = enc.Encode(raw, seq); err != nil {
+			err = fmt.Errorf("encode frame %d: %w", seq, err)
+		}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if werr := c.awaitTurnLocked(seq); err == nil {
+		err = werr
+	}
+	if err == nil {
+		c.payRaw.Add(int64(len(raw)))
+		c.payEnc.Add(int64(len(d.Payload)))
+		err = c.writeLocked(&d)
+	}
+	c.doneLocked(err)
+	if enc != nil {
+		c.encFree = append(c.encFree, enc) // d.Payload, in its buffers, is written
+	}
+	return err
 }
 
-// encodeLocked takes the next payload sequence number and applies the
-// codec to raw; the result is valid until the next call.
-func (c *Conn) encodeLocked(raw []byte) ([]byte, uint8, error) {
+// awaitTurnLocked waits (releasing wmu meanwhile) until every payload
+// frame numbered below seq was written or failed; it returns the first
+// failure of the connection's payload writes.
+func (c *Conn) awaitTurnLocked(seq uint64) error {
+	for c.wnext != seq {
+		c.wcond.Wait()
+	}
+	return c.werr
+}
+
+// doneLocked ends the turn of the current payload frame (err: it failed).
+func (c *Conn) doneLocked(err error) {
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
+	c.wnext++
+	c.wcond.Broadcast()
+}
+
+// encodeLocked applies the codec to raw, payload frame number seq; the
+// result is valid until the next call.
+func (c *Conn) encodeLocked(raw []byte, seq uint64) ([]byte, uint8, error) {
 	if len(raw) > MaxDataPayload {
 		return nil, 0, fmt.Errorf("%w: payload of %d bytes", ErrFrameTooLarge, len(raw))
 	}
-	seq := c.seq
-	c.seq++
 	c.payRaw.Add(int64(len(raw)))
 	if c.codec == nil {
 		c.payEnc.Add(int64(len(raw)))
