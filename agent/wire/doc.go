@@ -30,6 +30,8 @@
 //	ReceiveJob  → target agent; it answers JobAccepted, later JobDone
 //	SendJob     → source agent; it answers Progress* and then JobDone
 //	VerifyScan  → either agent; it answers ManifestBatch* and ManifestEnd
+//	SyncPrepare → target agent of a sync: keeps the payload key; JobAccepted
+//	SyncStart   → source agent of a sync (see sync_msgs.go)
 //
 // Source agent → target agent (the data connection of a job):
 //
