@@ -112,7 +112,14 @@ func (t *Transform) Encode(_, payload []byte, seq uint64) (out []byte, flags uin
 // ErrFrameTooLarge or ErrCorrupt from decompression, and an error if the
 // result is not rawLen bytes long.
 func (t *Transform) Decode(_, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
-	return t.own.decode(payload, flags, seq, rawLen, t.rx.Open)
+	d := t.own
+	return d.decode(payload, flags, seq, rawLen, func(frame []byte, seq uint64) ([]byte, error) {
+		out, err := t.rx.Open(d.openBuf[:0], frame, seq)
+		if err == nil {
+			d.openBuf = out[:0]
+		}
+		return out, err
+	})
 }
 
 // NewDecoder returns a Decoder for incoming frames that runs on its own
@@ -154,10 +161,13 @@ func newDecoder(rx *seal.Sealer, limit int) (*Decoder, error) {
 // fails here or at the caller's check. dst is not used: the result lives
 // in the Decoder's buffers, valid until its next Decode. Errors as for
 // Transform.Decode.
+//
+// It may overwrite payload: a sealed frame is opened in place (saving a
+// copy), so the caller must own payload and not need it afterwards.
 func (d *Decoder) Decode(_, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
-	var open func(dst, frame []byte, seq uint64) ([]byte, error)
+	var open func(frame []byte, seq uint64) ([]byte, error)
 	if d.rx != nil {
-		open = d.rx.OpenAt
+		open = d.rx.OpenInPlace
 	}
 	return d.decode(payload, flags, seq, rawLen, open)
 }
@@ -167,7 +177,7 @@ func (d *Decoder) Close() { d.decomp.Close() }
 
 // decode checks flags, opens with open (when sealed) and decompresses.
 func (d *Decoder) decode(payload []byte, flags uint8, seq uint64, rawLen int,
-	open func(dst, frame []byte, seq uint64) ([]byte, error)) ([]byte, error) {
+	open func(frame []byte, seq uint64) ([]byte, error)) ([]byte, error) {
 	if flags&^(FlagCompressed|FlagSealed) != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrFlags, flags)
 	}
@@ -184,10 +194,9 @@ func (d *Decoder) decode(payload []byte, flags uint8, seq uint64, rawLen int,
 	data := payload
 	if sealed {
 		var err error
-		if data, err = open(d.openBuf[:0], payload, seq); err != nil {
+		if data, err = open(payload, seq); err != nil {
 			return nil, err
 		}
-		d.openBuf = data[:0]
 	}
 	if flags&FlagCompressed != 0 {
 		out, err := d.decomp.Decode(d.decBuf[:0], data)

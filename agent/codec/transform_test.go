@@ -157,7 +157,7 @@ func TestDecodersConcurrent(t *testing.T) {
 					defer d.Close()
 					for i := w; i < len(frames); i += 4 {
 						f := frames[i]
-						got, err := d.Decode(nil, f.wire, f.flags, f.seq, len(f.raw))
+						got, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, f.seq, len(f.raw)) // it opens in place
 						if err != nil {
 							errc <- fmt.Errorf("frame %d: %w", f.seq, err)
 							return
@@ -184,10 +184,10 @@ func TestDecodersConcurrent(t *testing.T) {
 			}
 			defer d.Close()
 			f := frames[5]
-			if _, err := d.Decode(nil, f.wire, f.flags, 6, len(f.raw)); !errors.Is(err, seal.ErrReplayed) {
+			if _, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, 6, len(f.raw)); !errors.Is(err, seal.ErrReplayed) {
 				t.Errorf("frame 5 given as 6: %v, want ErrReplayed", err)
 			}
-			if _, err := d.Decode(nil, f.wire, f.flags, 4, len(f.raw)); !errors.Is(err, seal.ErrReordered) {
+			if _, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, 4, len(f.raw)); !errors.Is(err, seal.ErrReordered) {
 				t.Errorf("frame 5 given as 4: %v, want ErrReordered", err)
 			}
 			bad := bytes.Clone(f.wire)
@@ -195,10 +195,10 @@ func TestDecodersConcurrent(t *testing.T) {
 			if _, err := d.Decode(nil, bad, f.flags, 5, len(f.raw)); !errors.Is(err, seal.ErrTampered) {
 				t.Errorf("tampered: %v, want ErrTampered", err)
 			}
-			if _, err := d.Decode(nil, f.wire, f.flags&^FlagSealed, 5, len(f.raw)); !errors.Is(err, ErrFlags) {
+			if _, err := d.Decode(nil, bytes.Clone(f.wire), f.flags&^FlagSealed, 5, len(f.raw)); !errors.Is(err, ErrFlags) {
 				t.Errorf("seal flag stripped: %v, want ErrFlags", err)
 			}
-			if _, err := d.Decode(nil, f.wire, f.flags, 5, len(f.raw)); err != nil {
+			if got, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, 5, len(f.raw)); err != nil || !bytes.Equal(got, f.raw) {
 				t.Errorf("genuine frame after rejections: %v", err)
 			}
 		})

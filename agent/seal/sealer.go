@@ -197,6 +197,16 @@ func (s *Sealer) OpenAt(dst, frame []byte, seq uint64) ([]byte, error) {
 	return out, nil
 }
 
+// OpenInPlace is OpenAt decrypting into frame's own storage: the
+// plaintext it returns aliases frame, whose content is lost either way
+// (also on an error). Same contract and errors as OpenAt.
+func (s *Sealer) OpenInPlace(frame []byte, seq uint64) ([]byte, error) {
+	if s.cipher == None || len(frame) < headerSize+gcmTagSize {
+		return s.OpenAt(nil, frame, seq)
+	}
+	return s.OpenAt(frame[headerSize:headerSize], frame, seq)
+}
+
 func (s *Sealer) checkSeq(seq uint64) error {
 	switch {
 	case seq < s.expected:
