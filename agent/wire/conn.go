@@ -181,7 +181,7 @@ func (c *Conn) Flush() error {
 	return c.flushLocked()
 }
 
-func (c *Conn) writeLocked(m Message) error {
+func (c *Conn) writeLocked(m Message) (err error) {
 	c.enc.b = c.enc.b[:0]
 	var payload []byte
 	if d, ok := m.(*Data); ok {
@@ -199,13 +199,13 @@ func (c *Conn) writeLocked(m Message) error {
 		// sequence numbers, codec and flags), written the same way.
 		seq := c.seq
 		c.seq++
-		if err := c.awaitTurnLocked(seq); err != nil {
-			c.doneLocked(err)
+		defer func() { c.doneLocked(err) }() // after the frame is buffered
+		if err = c.awaitTurnLocked(seq); err != nil {
 			return err
 		}
-		out, flags, err := c.encodeLocked(sc.Data, seq)
-		defer func() { c.doneLocked(err) }()
-		if err != nil {
+		var out []byte
+		var flags uint8
+		if out, flags, err = c.encodeLocked(sc.Data, seq); err != nil {
 			return err
 		}
 		c.enc.b = c.enc.b[:0] // awaitTurnLocked may have let another writer use it
