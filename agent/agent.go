@@ -224,6 +224,8 @@ func (a *Agent) handle(ctx context.Context, nc net.Conn) {
 		a.syncSource(ctx, c, m, log)
 	case *wire.SyncAttach:
 		a.syncTarget(ctx, c, m, log)
+	case *wire.SyncPrepare:
+		a.syncPrepare(c, m, log)
 	default:
 		c.Send(wire.ErrorMsg(fmt.Errorf("%w: %s cannot start a conversation", wire.ErrProtocol, m.Kind())))
 	}

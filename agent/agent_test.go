@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,7 +50,7 @@ func TestVersionMismatchOverTLS(t *testing.T) {
 	if !errors.Is(err, wire.ErrVersionMismatch) {
 		t.Fatalf("err = %v, want ErrVersionMismatch", err)
 	}
-	if !strings.Contains(err.Error(), "v1") || !strings.Contains(err.Error(), "v2") {
+	if !strings.Contains(err.Error(), fmt.Sprintf("v%d", wire.Version)) || !strings.Contains(err.Error(), fmt.Sprintf("v%d", wire.Version+1)) {
 		t.Errorf("error does not name both versions: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -10,32 +11,26 @@ import (
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
-// payload is how a job's Data frames are processed (issue 4): bandwidth
-// limiting on the sender, then zstd compression, then AEAD sealing bound to
-// the frame's sequence number; the receiver undoes the last two.
+// payload is how a job's Data frames (and a sync's SyncChunk frames) are
+// processed (issue 4): bandwidth limiting on the sender, then zstd
+// compression, then AEAD sealing bound to the frame's sequence number; the
+// receiver undoes the last two.
 type payload struct {
-	level  codec.Level
-	cipher seal.Cipher
-	secret seal.Secret // never logged: seal.Secret redacts itself
-	sched  *bwlimit.Schedule
+	codec.Payload // level, cipher, secret (never logged: seal.Secret redacts itself)
+	sched         *bwlimit.Schedule
 }
 
 // parsePayload checks a job's payload options. Errors name the bad option,
-// never the key.
+// never the key: wire.ErrProtocol for a bad level, cipher or schedule,
+// wire.ErrPermission for a short key.
 func parsePayload(o wire.JobOptions) (payload, error) {
 	var p payload
 	var err error
-	if p.level, err = codec.ParseLevel(o.Compress); err != nil {
-		return p, fmt.Errorf("%w: compress: %w", wire.ErrProtocol, err)
-	}
-	if p.cipher, err = seal.ParseCipher(o.Encrypt); err != nil {
-		return p, fmt.Errorf("%w: encrypt: %w", wire.ErrProtocol, err)
-	}
-	if p.cipher != seal.None {
-		p.secret = seal.Secret(o.Key)
-		if _, err := seal.KeyCheck(p.secret, make([]byte, seal.SaltSize)); err != nil {
-			return p, fmt.Errorf("%w: payload key: %w", wire.ErrPermission, err)
+	if p.Payload, err = codec.ParsePayload(o.Compress, o.Encrypt, o.Key); err != nil {
+		if errors.Is(err, seal.ErrShortSecret) {
+			return p, fmt.Errorf("%w: %w", wire.ErrPermission, err)
 		}
+		return p, fmt.Errorf("%w: %w", wire.ErrProtocol, err)
 	}
 	if s := strings.TrimSpace(o.BWLimit); s != "" && s != "off" {
 		if p.sched, err = bwlimit.ParseSchedule(s); err != nil {
@@ -47,7 +42,7 @@ func parsePayload(o wire.JobOptions) (payload, error) {
 
 // salt returns a fresh salt when a cipher is in use.
 func (p payload) salt() ([]byte, error) {
-	if p.cipher == seal.None {
+	if p.Cipher == seal.None {
 		return nil, nil
 	}
 	return seal.NewSalt()
@@ -55,19 +50,19 @@ func (p payload) salt() ([]byte, error) {
 
 // keyCheck is what the source puts in Attach.
 func (p payload) keyCheck(transferSalt []byte) ([]byte, error) {
-	if p.cipher == seal.None {
+	if p.Cipher == seal.None {
 		return nil, nil
 	}
-	return seal.KeyCheck(p.secret, transferSalt)
+	return seal.KeyCheck(p.Secret, transferSalt)
 }
 
 // verify checks the source's Attach against our key. Returns an error
 // wrapping wire.ErrPermission ("payload keys differ") on a wrong key.
 func (p payload) verify(transferSalt []byte, a *wire.Attach) error {
-	if p.cipher == seal.None {
+	if p.Cipher == seal.None {
 		return nil
 	}
-	if err := seal.VerifyKeyCheck(p.secret, transferSalt, a.KeyCheck); err != nil {
+	if err := seal.VerifyKeyCheck(p.Secret, transferSalt, a.KeyCheck); err != nil {
 		return fmt.Errorf("%w: the source and target payload keys differ: %w", wire.ErrPermission, err)
 	}
 	return nil
@@ -77,23 +72,37 @@ func (p payload) verify(transferSalt []byte, a *wire.Attach) error {
 // transform (nil when neither compression nor a cipher is used) and, on the
 // source agent (dialer true), the bandwidth limiter. The source always gets
 // a limiter, unlimited when the job has no schedule, so that SetLimits can
-// throttle a running transfer later.
+// throttle a running transfer later. Data frames are encoded by the
+// sender's file readers and decoded by the receiver's file writers, in
+// parallel, rather than on the connection's own path
+// (wire.ConcurrentCodec, wire.Conn.DeferDataDecode).
 func (p payload) install(c *wire.Conn, transferSalt []byte, dialer bool) (*codec.Transform, *bwlimit.Limiter, error) {
 	var lim *bwlimit.Limiter
 	if dialer {
 		lim = bwlimit.NewLimiter(p.sched, nil)
 		c.SetLimiter(lim)
 	}
-	if p.level == codec.Off && p.cipher == seal.None {
+	if p.Level == codec.Off && p.Cipher == seal.None {
 		return nil, lim, nil
 	}
-	t, err := codec.NewTransform(codec.TransformConfig{Level: p.level, Cipher: p.cipher, Secret: p.secret,
+	t, err := codec.NewTransform(codec.TransformConfig{Level: p.Level, Cipher: p.Cipher, Secret: p.Secret,
 		Salt: transferSalt, Dialer: dialer, MaxFrameSize: wire.MaxDataPayload})
 	if err != nil {
 		return nil, nil, err
 	}
-	c.SetCodec(t)
+	c.SetCodec(concurrentTransform{t})
 	return t, lim, nil
+}
+
+// concurrentTransform adapts a codec.Transform to wire.ConcurrentCodec.
+type concurrentTransform struct{ *codec.Transform }
+
+func (t concurrentTransform) NewPayloadDecoder() (wire.PayloadDecoder, error) {
+	return t.NewDecoder()
+}
+
+func (t concurrentTransform) NewPayloadEncoder() (wire.PayloadEncoder, error) {
+	return t.NewEncoder()
 }
 
 // caps lists the payload capabilities of this build.

@@ -27,6 +27,10 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 		fail(err)
 		return
 	}
+	if _, err := parsePayload(opts); err != nil {
+		fail(err)
+		return
+	}
 	if err := checkRoot(m.Root, false); err != nil {
 		fail(err)
 		return
@@ -142,7 +146,14 @@ func (a *Agent) syncTarget(ctx context.Context, c *wire.Conn, m *wire.SyncAttach
 		return
 	}
 	defer a.release(id)
-	err := replicate.ServeTarget(ctx, c, replicate.TargetConfig{Root: m.Root, DataDir: a.cfg.DataDir, JobID: m.JobID, Log: log})
+	pl, err := a.syncPayload(m.JobID)
+	if err != nil {
+		log.Warn("sync target refused", "err", err)
+		c.Send(wire.ErrorMsg(err))
+		return
+	}
+	err = replicate.ServeTarget(ctx, c, replicate.TargetConfig{Root: m.Root, DataDir: a.cfg.DataDir, JobID: m.JobID, Log: log,
+		Attach: m, Payload: pl})
 	if err != nil && ctx.Err() == nil {
 		log.Info("sync target connection ended", "err", err)
 	}
@@ -164,16 +175,21 @@ type SyncSession struct {
 	conn *wire.Conn
 }
 
-// StartSync asks the source agent to start (or resume) the sync from → to:
-// the agent starts change capture, mirrors the tree, then ships changes
-// until the session is stopped. Errors: a dial or handshake failure, or
-// the agent's refusal (a *wire.RemoteError).
+// StartSync registers the sync's payload options (key included) with the
+// target agent (SyncPrepare), then asks the source agent to start (or
+// resume) the sync from → to: the agent starts change capture, mirrors the
+// tree, then ships changes until the session is stopped. Errors: a dial or
+// handshake failure, or an agent's refusal (a *wire.RemoteError).
 func (c *Controller) StartSync(ctx context.Context, req SyncRequest) (*SyncSession, error) {
 	if req.JobID == "" {
 		req.JobID = "s-" + JobID(req.From, req.To)[2:]
 	}
 	if err := mirror.Normalize(&req.Opts); err != nil {
 		return nil, err
+	}
+	// The target agent gets the payload key from us, not from the source.
+	if err := c.prepareTarget(ctx, req); err != nil {
+		return nil, fmt.Errorf("target agent %s: %w", req.To.Addr, err)
 	}
 	conn, err := Dial(ctx, req.From.Addr, c.TLS)
 	if err != nil {

@@ -29,6 +29,30 @@ type Level uint8
 // Random data is detected by sampling and sent raw at every level for a few
 // microseconds per MiB. extreme is only worth it on links slower than
 // ~250 Mbit/s per core.
+//
+// On the benchmark's half-compressible set (integration/bench: each 4 KiB
+// block is 2 KiB of random bytes and 2 KiB of log lines), measured on the
+// first 32 MiB in 1 MiB frames (one core of a shared 2-core VM, so the
+// speeds are rough), output/input:
+//
+//	level     zstd                    ratio    MB/s   text alone  random alone
+//	fast      SpeedFastest            0.5593   405    0.077       1.000
+//	balanced  SpeedDefault            0.5515   310    0.082       1.000
+//	normal    SpeedBetterCompression  0.5495   170    0.078       1.000
+//	extreme   SpeedBestCompression    0.5469    25    0.074       1.000
+//
+// The two halves compressed apart would give ~0.54: mixed at 2 KiB, each
+// zstd block (128 KiB) codes the log lines' literals with a Huffman table
+// dominated by the random bytes. Frame size barely matters (balanced: 0.5527
+// with 256 KiB frames, 0.5512 with 4 MiB) and neither does literal entropy
+// coding of match-less blocks (WithAllLitEntropyCompression). What a mirror
+// sends beyond the compressed payload is small: a full mirror of the 1 GiB
+// set with balanced wrote 591,809,464 bytes to the TLS connection for
+// 591,789,086 bytes of compressed payload (frame headers and protocol
+// messages: 0.003%), and TLS 1.3 adds 22 bytes per 16 KiB record (0.13%),
+// so ~0.552 of the content crosses the network. balanced misses the
+// issue's "<= 55%" goal on this set by ~0.2 points; only the slower zstd
+// strategies (normal's speed or below) reach it.
 const (
 	Off Level = iota
 	Fast

@@ -122,3 +122,139 @@ func TestTransformRejects(t *testing.T) {
 		t.Errorf("frame under another key: %v, want ErrSpliced or ErrTampered", err)
 	}
 }
+
+// TestDecodersConcurrent: frames decoded by several Decoders at once, out
+// of order among the goroutines, round-trip; a frame given under another
+// number than it was sealed as, a tampered frame or a frame with its seal
+// flag stripped is rejected by a Decoder (which keeps no sequence state).
+func TestDecodersConcurrent(t *testing.T) {
+	for _, c := range []seal.Cipher{seal.None, seal.AES, seal.SM4} {
+		t.Run(c.String(), func(t *testing.T) {
+			a, b := transforms(t, Balanced, c)
+			type frame struct {
+				seq   uint64
+				flags uint8
+				wire  []byte
+				raw   []byte
+			}
+			var frames []frame
+			for seq := range 64 {
+				raw := halfData(100_000+seq, uint64(seq))
+				out, flags, err := a.Encode(nil, raw, uint64(seq))
+				if err != nil {
+					t.Fatal(err)
+				}
+				frames = append(frames, frame{uint64(seq), flags, bytes.Clone(out), raw})
+			}
+			errc := make(chan error, 4)
+			for w := range 4 {
+				go func() {
+					d, err := b.NewDecoder()
+					if err != nil {
+						errc <- err
+						return
+					}
+					defer d.Close()
+					for i := w; i < len(frames); i += 4 {
+						f := frames[i]
+						got, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, f.seq, len(f.raw)) // it opens in place
+						if err != nil {
+							errc <- fmt.Errorf("frame %d: %w", f.seq, err)
+							return
+						}
+						if !bytes.Equal(got, f.raw) {
+							errc <- fmt.Errorf("frame %d differs", f.seq)
+							return
+						}
+					}
+					errc <- nil
+				}()
+			}
+			for range 4 {
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c == seal.None {
+				return
+			}
+			d, err := b.NewDecoder()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			f := frames[5]
+			if _, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, 6, len(f.raw)); !errors.Is(err, seal.ErrReplayed) {
+				t.Errorf("frame 5 given as 6: %v, want ErrReplayed", err)
+			}
+			if _, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, 4, len(f.raw)); !errors.Is(err, seal.ErrReordered) {
+				t.Errorf("frame 5 given as 4: %v, want ErrReordered", err)
+			}
+			bad := bytes.Clone(f.wire)
+			bad[len(bad)-3] ^= 1
+			if _, err := d.Decode(nil, bad, f.flags, 5, len(f.raw)); !errors.Is(err, seal.ErrTampered) {
+				t.Errorf("tampered: %v, want ErrTampered", err)
+			}
+			if _, err := d.Decode(nil, bytes.Clone(f.wire), f.flags&^FlagSealed, 5, len(f.raw)); !errors.Is(err, ErrFlags) {
+				t.Errorf("seal flag stripped: %v, want ErrFlags", err)
+			}
+			if got, err := d.Decode(nil, bytes.Clone(f.wire), f.flags, 5, len(f.raw)); err != nil || !bytes.Equal(got, f.raw) {
+				t.Errorf("genuine frame after rejections: %v", err)
+			}
+		})
+	}
+}
+
+// TestEncodersConcurrent: frames encoded by several Encoders at once (each
+// seq once) decode in order with the peer's Decode, and the Transform's
+// Stats count them.
+func TestEncodersConcurrent(t *testing.T) {
+	for _, c := range []seal.Cipher{seal.None, seal.AES, seal.SM4} {
+		t.Run(c.String(), func(t *testing.T) {
+			a, b := transforms(t, Fast, c)
+			const n = 48
+			raws := make([][]byte, n)
+			wires := make([][]byte, n)
+			flags := make([]uint8, n)
+			errc := make(chan error, 4)
+			for w := range 4 {
+				go func() {
+					e, err := a.NewEncoder()
+					if err != nil {
+						errc <- err
+						return
+					}
+					for seq := w; seq < n; seq += 4 {
+						raws[seq] = halfData(50_000+seq, uint64(seq))
+						out, f, err := e.Encode(raws[seq], uint64(seq))
+						if err != nil {
+							errc <- err
+							return
+						}
+						wires[seq], flags[seq] = bytes.Clone(out), f
+					}
+					errc <- nil
+				}()
+			}
+			for range 4 {
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+			}
+			var total int64
+			for seq := range n {
+				got, err := b.Decode(nil, wires[seq], flags[seq], uint64(seq), len(raws[seq]))
+				if err != nil {
+					t.Fatalf("frame %d: %v", seq, err)
+				}
+				if !bytes.Equal(got, raws[seq]) {
+					t.Fatalf("frame %d differs", seq)
+				}
+				total += int64(len(raws[seq]))
+			}
+			if st := a.Stats(); st.In != total || st.Frames != n || st.Out >= st.In {
+				t.Errorf("stats %+v, want %d bytes in %d frames, compressed", st, total, n)
+			}
+		})
+	}
+}

@@ -34,6 +34,11 @@ type applyItem struct {
 	data  []byte
 	end   *wire.FileEnd
 	frame []byte // detached frame buffer to recycle, if any
+	// The payload codec's view of a Data frame: data is still encoded
+	// when the connection defers decoding (see applier.decode).
+	seq    uint64
+	flags  uint8
+	rawLen int
 }
 
 // openFile is a file being written.
@@ -110,7 +115,7 @@ func (a *applier) failed() error {
 // data queues a Data frame. Large payloads are detached from the
 // connection's read buffer (no copy); small ones are copied.
 func (a *applier) data(ctx context.Context, m *wire.Data) error {
-	it := applyItem{id: m.ID, off: m.Offset}
+	it := applyItem{id: m.ID, off: m.Offset, seq: m.Seq, flags: m.Flags, rawLen: int(m.RawLen)}
 	if len(m.Payload) > frameSize/4 {
 		if buf, ok := a.r.Conn.DetachPayload(m); ok {
 			it.data, it.frame = m.Payload, buf
@@ -152,6 +157,12 @@ func (a *applier) close() error {
 }
 
 func (a *applier) work(ch <-chan applyItem) {
+	dec, err := a.r.Conn.NewPayloadDecoder()
+	if err != nil {
+		a.fatal(err)
+	} else {
+		defer dec.Close()
+	}
 	open := map[uint64]*openFile{}
 	subs := &subRoots{root: a.r.root}
 	defer subs.closeAll()
@@ -167,11 +178,28 @@ func (a *applier) work(ch <-chan applyItem) {
 			a.release(it)
 			continue
 		}
-		if err := a.apply(open, subs, it); err != nil {
+		if err := a.decode(dec, &it); err != nil {
+			a.fatal(err)
+		} else if err := a.apply(open, subs, it); err != nil {
 			a.fatal(err)
 		}
 		a.release(it)
 	}
+}
+
+// decode undoes the payload codec of a Data item (the connection checked
+// its sequence number in order; dec checks it was sealed under it). The
+// result lives in dec's buffers until its next Decode.
+func (a *applier) decode(dec wire.PayloadDecoder, it *applyItem) error {
+	if it.end != nil {
+		return nil
+	}
+	out, err := dec.Decode(nil, it.data, it.flags, it.seq, it.rawLen)
+	if err != nil {
+		return fmt.Errorf("decode data frame %d from source: %w", it.seq, err)
+	}
+	it.data = out
+	return nil
 }
 
 func (a *applier) release(it applyItem) {

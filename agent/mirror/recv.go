@@ -129,6 +129,8 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 	var planner sync.WaitGroup
 	planner.Go(func() { fail(r.planLoop(ctx, planQ)) })
 
+	// The workers decode Data payloads (decompress, open), not the reader.
+	r.Conn.DeferDataDecode()
 	ap := newApplier(r, r.Workers, fail)
 	var sendEnd *wire.SendEnd
 	readErr := func() error {

@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/ferry-migrate/ferry/agent/codec"
 	"github.com/ferry-migrate/ferry/agent/fsys"
 	"github.com/ferry-migrate/ferry/agent/journal"
 	"github.com/ferry-migrate/ferry/agent/wire"
@@ -182,13 +183,28 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // dialTarget opens and attaches a sync connection; it returns the
-// target's applied sequence number.
+// target's applied sequence number. With payload options (compression,
+// encryption) it offers a salt and a key check in SyncAttach (never the
+// key), derives the connection's keys from both salts and installs the
+// codec on the connection, which then encodes every SyncChunk. Errors: the
+// target's refusal (a *wire.RemoteError; ErrPermission when the payload
+// keys or ciphers differ), or a dial or option error.
 func (s *Source) dialTarget(ctx context.Context) (*wire.Conn, uint64, error) {
+	pl, err := codec.ParsePayload(s.cfg.Opts.Compress, s.cfg.Opts.Encrypt, s.cfg.Opts.Key)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sync payload options: %w", err)
+	}
+	salt, check, err := pl.Offer()
+	if err != nil {
+		return nil, 0, err
+	}
 	c, err := s.cfg.Dial(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := c.Send(&wire.SyncAttach{JobID: s.cfg.JobID, Root: s.cfg.TargetRoot, Opts: s.cfg.Opts}); err != nil {
+	opts := s.cfg.Opts
+	opts.Key = nil // the target has it from the controller
+	if err := c.Send(&wire.SyncAttach{JobID: s.cfg.JobID, Root: s.cfg.TargetRoot, Opts: opts, Salt: salt, KeyCheck: check}); err != nil {
 		c.Close()
 		return nil, 0, err
 	}
@@ -196,6 +212,14 @@ func (s *Source) dialTarget(ctx context.Context) (*wire.Conn, uint64, error) {
 	if err != nil {
 		c.Close()
 		return nil, 0, fmt.Errorf("sync attach: %w", err)
+	}
+	tr, err := pl.Transform(salt, acc.Salt, true, wire.MaxDataPayload)
+	if err != nil {
+		c.Close()
+		return nil, 0, fmt.Errorf("sync attach: %w", err)
+	}
+	if tr != nil {
+		c.SetCodec(tr) // its zstd coders hold no goroutines: the GC frees them with the connection
 	}
 	return c, acc.Applied, nil
 }

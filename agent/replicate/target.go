@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-migrate/ferry/agent/codec"
 	"github.com/ferry-migrate/ferry/agent/fsys"
+	"github.com/ferry-migrate/ferry/agent/seal"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
 
@@ -38,6 +40,45 @@ type TargetConfig struct {
 	DataDir string
 	JobID   string
 	Log     *slog.Logger
+	// Attach is the source's SyncAttach (its payload offer); nil: no
+	// payload processing.
+	Attach *wire.SyncAttach
+	// Payload is the target's payload key and cipher for the job (from the
+	// controller); the source's attach must offer the same cipher and a
+	// check of the same key. Its Level is not used (the source's applies).
+	Payload codec.Payload
+}
+
+// acceptPayload checks the source's payload offer against the target's
+// key and returns the target's salt and the connection's codec (nil when
+// neither compression nor a cipher is used). Errors wrap wire.ErrPermission
+// when the ciphers or keys differ, wire.ErrProtocol for a bad option.
+func acceptPayload(cfg TargetConfig) ([]byte, *codec.Transform, error) {
+	at := cfg.Attach
+	if at == nil {
+		return nil, nil, nil
+	}
+	pl := cfg.Payload
+	var err error
+	if pl.Level, err = codec.ParseLevel(at.Opts.Compress); err != nil {
+		return nil, nil, fmt.Errorf("%w: compress: %w", wire.ErrProtocol, err)
+	}
+	srcCipher, err := seal.ParseCipher(at.Opts.Encrypt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: encrypt: %w", wire.ErrProtocol, err)
+	}
+	if srcCipher != pl.Cipher {
+		return nil, nil, fmt.Errorf("%w: the source and target payload ciphers differ (source %v, target %v)", wire.ErrPermission, srcCipher, pl.Cipher)
+	}
+	salt, err := pl.Accept(at.Salt, at.KeyCheck)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: the source and target payload keys differ: %w", wire.ErrPermission, err)
+	}
+	tr, err := pl.Transform(at.Salt, salt, false, wire.MaxDataPayload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", wire.ErrPermission, err)
+	}
+	return salt, tr, nil
 }
 
 // StateDir returns the directory holding a sync job's state under an
@@ -49,12 +90,15 @@ func StateDir(dataDir, jobID string) string {
 }
 
 // ServeTarget serves a SyncAttach conversation on c (the attach message
-// already read): it answers SyncAccepted with the applied sequence number,
+// already read, cfg.Attach): it checks the source's payload offer (see
+// TargetConfig.Payload), answers SyncAccepted with the applied sequence
+// number and its salt, installs the payload codec,
 // then applies ops in order through an fsys.Root and acknowledges them once
 // durable (syncfs of the target file system, then the applied number is
 // written and fsync'd). It returns when the connection ends or ctx is done.
 //
-// Errors: a path the peer must not name (fsys.ErrEscapes and friends) or
+// Errors: a payload offer that does not match (wire.ErrPermission: keys or
+// ciphers differ), a path the peer must not name (fsys.ErrEscapes and friends) or
 // an op that cannot be applied ends the conversation with an Error to the
 // peer; ErrNeedFull cases are reported with code NotFound.
 func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
@@ -73,7 +117,15 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 	if err != nil {
 		return sendErr(c, err)
 	}
-	if err := c.Send(&wire.SyncAccepted{Applied: st.seq}); err != nil {
+	salt, tr, err := acceptPayload(cfg)
+	if err != nil {
+		return sendErr(c, err)
+	}
+	if tr != nil {
+		defer tr.Close()
+		c.SetCodec(tr) // the source sends no SyncChunk before SyncAccepted
+	}
+	if err := c.Send(&wire.SyncAccepted{Applied: st.seq, Salt: salt}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -36,6 +36,7 @@ type Sealer struct {
 	aead   cipher.AEAD
 	tag    [tagSize]byte
 	nonce  [12]byte // prefix (4) | seq (8); the prefix is fixed per Sealer
+	prefix [4]byte  // the nonce prefix, read by OpenAt (which must not touch nonce)
 	header [headerSize]byte
 
 	sealed   bool   // Seal has been called
@@ -69,6 +70,7 @@ func NewSealer(c Cipher, secret Secret, salt []byte, direction string) (*Sealer,
 	}
 	s := &Sealer{cipher: c, aead: aead}
 	copy(s.nonce[:4], material[n:n+4])
+	copy(s.prefix[:], material[n:n+4])
 	copy(s.tag[:], material[n+4:])
 	clear(material)
 	return s, nil
@@ -140,6 +142,69 @@ func (s *Sealer) Open(dst, frame []byte, seq uint64) ([]byte, error) {
 	}
 	s.expected++
 	return out, nil
+}
+
+// SealAt seals plaintext as frame number seq, like Seal, but keeps no
+// state, so several goroutines may seal at once (also beside Seal). The
+// caller must never seal two frames under one seq — that would reuse a GCM
+// nonce — e.g. by taking the numbers from one counter, each once.
+func (s *Sealer) SealAt(dst, plaintext []byte, seq uint64) []byte {
+	if s.cipher == None {
+		return append(dst, plaintext...)
+	}
+	var nonce [12]byte
+	copy(nonce[:4], s.prefix[:])
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	var header [headerSize]byte
+	copy(header[:tagSize], s.tag[:])
+	binary.BigEndian.PutUint64(header[tagSize:], seq)
+	dst = append(dst, header[:]...)
+	return s.aead.Seal(dst, nonce[:], plaintext, header[:])
+}
+
+// OpenAt authenticates and decrypts frame as frame number seq and appends
+// the plaintext to dst, like Open, but keeps no state: it checks only that
+// the frame was sealed as number seq (for this transfer and direction), so
+// the caller must make sure seq itself is the next one expected — e.g. the
+// reader of the connection checks the wire sequence numbers in order and
+// hands the frames to several goroutines that open them concurrently.
+// Safe for concurrent use (also with Open). Errors (wrapped, nothing
+// appended): ErrReplayed or ErrReordered if the frame was sealed as an
+// earlier or a later number than seq, ErrSpliced, ErrTampered as for Open.
+func (s *Sealer) OpenAt(dst, frame []byte, seq uint64) ([]byte, error) {
+	if s.cipher == None {
+		return append(dst, frame...), nil
+	}
+	if len(frame) < headerSize+gcmTagSize {
+		return dst, fmt.Errorf("%w: frame %d is %d bytes, shorter than the %d-byte minimum", ErrTampered, seq, len(frame), headerSize+gcmTagSize)
+	}
+	if !bytes.Equal(frame[:tagSize], s.tag[:]) {
+		return dst, fmt.Errorf("%w: frame %d", ErrSpliced, seq)
+	}
+	switch sealedSeq := binary.BigEndian.Uint64(frame[tagSize:headerSize]); {
+	case sealedSeq < seq:
+		return dst, fmt.Errorf("%w: frame sealed as %d, received as %d", ErrReplayed, sealedSeq, seq)
+	case sealedSeq > seq:
+		return dst, fmt.Errorf("%w: frame sealed as %d, received as %d", ErrReordered, sealedSeq, seq)
+	}
+	var nonce [12]byte
+	copy(nonce[:4], s.prefix[:])
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	out, err := s.aead.Open(dst, nonce[:], frame[headerSize:], frame[:headerSize])
+	if err != nil {
+		return dst, fmt.Errorf("%w: frame %d", ErrTampered, seq)
+	}
+	return out, nil
+}
+
+// OpenInPlace is OpenAt decrypting into frame's own storage: the
+// plaintext it returns aliases frame, whose content is lost either way
+// (also on an error). Same contract and errors as OpenAt.
+func (s *Sealer) OpenInPlace(frame []byte, seq uint64) ([]byte, error) {
+	if s.cipher == None || len(frame) < headerSize+gcmTagSize {
+		return s.OpenAt(nil, frame, seq)
+	}
+	return s.OpenAt(frame[headerSize:headerSize], frame, seq)
 }
 
 func (s *Sealer) checkSeq(seq uint64) error {

@@ -22,6 +22,31 @@ type FrameCodec interface {
 	Decode(dst, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error)
 }
 
+// PayloadDecoder undoes a FrameCodec's Encode on one goroutine, for Data
+// frames that ReadMsg returned still encoded (Conn.DeferDataDecode). It
+// must reject a frame that was not encoded as number seq; the Conn has
+// checked that the seqs follow each other.
+type PayloadDecoder interface {
+	Decode(dst, payload []byte, flags uint8, seq uint64, rawLen int) ([]byte, error)
+	Close()
+}
+
+// PayloadEncoder does a FrameCodec's Encode on one goroutine, for Data
+// frames that WriteData encodes outside the connection's lock. It keeps no
+// sequence state: the Conn gives each seq to one frame only.
+type PayloadEncoder interface {
+	Encode(payload []byte, seq uint64) (out []byte, flags uint8, err error)
+}
+
+// ConcurrentCodec is a FrameCodec whose Data frames can be encoded, and
+// decoded, by several goroutines at once, each with a PayloadEncoder or
+// PayloadDecoder of its own.
+type ConcurrentCodec interface {
+	FrameCodec
+	NewPayloadDecoder() (PayloadDecoder, error)
+	NewPayloadEncoder() (PayloadEncoder, error)
+}
+
 // Limiter paces outgoing payload bytes (bandwidth limiting). WaitN blocks
 // until n bytes may be sent or ctx ends.
 type Limiter interface {
@@ -42,6 +67,18 @@ type Conn struct {
 	seq     uint64
 	codec   FrameCodec
 	codeBuf []byte
+	// ccodec is codec when it is a ConcurrentCodec: WriteData encodes
+	// outside the lock with one of encFree (or a new encoder), then waits
+	// for its turn: frames go out in seq order, wnext is the next to go
+	// (wcond signals changes), werr the first failure, after which every
+	// payload write fails.
+	ccodec  ConcurrentCodec
+	encFree []PayloadEncoder
+	wnext   uint64
+	wcond   *sync.Cond
+	werr    error
+	// Payload bytes written, before and after the codec (atomic).
+	payRaw, payEnc atomic.Int64
 
 	// Used only by the reading goroutine.
 	br      *bufio.Reader
@@ -50,6 +87,9 @@ type Conn struct {
 	rseq    uint64
 	dcodec  FrameCodec
 	decoBuf []byte
+	// deferData: ReadMsg returns Data payloads still encoded (set before
+	// the first Data frame, by the reading goroutine).
+	deferData bool
 
 	limiter Limiter
 	// lowerFlush flushes a buffer beneath nc (guarded by wmu); nil if none.
@@ -66,6 +106,7 @@ func NewConn(nc net.Conn) *Conn {
 	// buffer once its own buffer is drained), which saves a copy.
 	c.br = bufio.NewReaderSize(&c.cr, 32<<10)
 	c.bw = bufio.NewWriterSize(&c.cw, 256<<10)
+	c.wcond = sync.NewCond(&c.wmu)
 	return c
 }
 
@@ -74,6 +115,8 @@ func NewConn(nc net.Conn) *Conn {
 func (c *Conn) SetCodec(fc FrameCodec) {
 	c.wmu.Lock()
 	c.codec = fc
+	c.ccodec, _ = fc.(ConcurrentCodec)
+	c.encFree = nil
 	c.wmu.Unlock()
 	c.dcodec = fc
 }
@@ -138,7 +181,7 @@ func (c *Conn) Flush() error {
 	return c.flushLocked()
 }
 
-func (c *Conn) writeLocked(m Message) error {
+func (c *Conn) writeLocked(m Message) (err error) {
 	c.enc.b = c.enc.b[:0]
 	var payload []byte
 	if d, ok := m.(*Data); ok {
@@ -151,6 +194,27 @@ func (c *Conn) writeLocked(m Message) error {
 		c.enc.Uvarint(uint64(d.RawLen))
 		c.enc.Uvarint(uint64(len(d.Payload)))
 		payload = d.Payload
+	} else if sc, ok := m.(*SyncChunk); ok {
+		// File content of a sync: encoded like a Data frame (the same
+		// sequence numbers, codec and flags), written the same way.
+		seq := c.seq
+		c.seq++
+		defer func() { c.doneLocked(err) }() // after the frame is buffered
+		if err = c.awaitTurnLocked(seq); err != nil {
+			return err
+		}
+		var out []byte
+		var flags uint8
+		if out, flags, err = c.encodeLocked(sc.Data, seq); err != nil {
+			return err
+		}
+		c.enc.b = c.enc.b[:0] // awaitTurnLocked may have let another writer use it
+		c.enc.Varint(sc.Off)
+		c.enc.Uvarint(seq)
+		c.enc.Byte(flags)
+		c.enc.Uvarint(uint64(len(sc.Data)))
+		c.enc.Uvarint(uint64(len(out)))
+		payload = out
 	} else {
 		m.Encode(&c.enc)
 	}
@@ -189,8 +253,12 @@ func (c *Conn) writeLocked(m Message) error {
 const bigPayload = 64 << 10
 
 // WriteData sends raw as content of file id at off: it waits for the
-// bandwidth limiter, applies the codec, assigns the sequence number and
-// buffers the frame. raw may be reused once WriteData returns.
+// bandwidth limiter, assigns the sequence number, applies the codec
+// (outside the connection's lock when the codec is a ConcurrentCodec, so
+// that several writers compress and seal in parallel) and buffers the
+// frame; frames go out in sequence order. raw may be reused once
+// WriteData returns. After a payload write failed, every later one fails
+// with that error.
 func (c *Conn) WriteData(ctx context.Context, id uint64, off int64, raw []byte) error {
 	if len(raw) > MaxDataPayload {
 		return fmt.Errorf("%w: data payload of %d bytes", ErrFrameTooLarge, len(raw))
@@ -201,24 +269,106 @@ func (c *Conn) WriteData(ctx context.Context, id uint64, off int64, raw []byte) 
 		}
 	}
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	d := Data{ID: id, Offset: off, Seq: c.seq, RawLen: uint32(len(raw)), Payload: raw}
+	seq := c.seq
 	c.seq++
-	if c.codec != nil {
-		out, flags, err := c.codec.Encode(c.codeBuf[:0], raw, d.Seq)
-		if err != nil {
-			return fmt.Errorf("encode frame %d: %w", d.Seq, err)
+	cc := c.ccodec
+	if cc == nil {
+		// Encode (if at all) and write under the lock.
+		defer c.wmu.Unlock()
+		err := c.awaitTurnLocked(seq)
+		d := Data{ID: id, Offset: off, Seq: seq, RawLen: uint32(len(raw))}
+		if err == nil {
+			d.Payload, d.Flags, err = c.encodeLocked(raw, seq)
 		}
-		c.codeBuf = out[:0]
-		d.Payload, d.Flags = out, flags
+		if err == nil {
+			err = c.writeLocked(&d)
+		}
+		c.doneLocked(err)
+		return err
 	}
-	return c.writeLocked(&d)
+	// Compress and seal outside the lock, on this goroutine, so that the
+	// connection's writers encode in parallel; then write in seq order.
+	var enc PayloadEncoder
+	if n := len(c.encFree); n > 0 {
+		enc, c.encFree = c.encFree[n-1], c.encFree[:n-1]
+	}
+	c.wmu.Unlock()
+	var err error
+	if enc == nil {
+		enc, err = cc.NewPayloadEncoder()
+	}
+	d := Data{ID: id, Offset: off, Seq: seq, RawLen: uint32(len(raw))}
+	if err == nil {
+		if d.Payload, d.Flags, err = enc.Encode(raw, seq); err != nil {
+			err = fmt.Errorf("encode frame %d: %w", seq, err)
+		}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if werr := c.awaitTurnLocked(seq); err == nil {
+		err = werr
+	}
+	if err == nil {
+		c.payRaw.Add(int64(len(raw)))
+		c.payEnc.Add(int64(len(d.Payload)))
+		err = c.writeLocked(&d)
+	}
+	c.doneLocked(err)
+	if enc != nil {
+		c.encFree = append(c.encFree, enc) // d.Payload, in its buffers, is written
+	}
+	return err
 }
+
+// awaitTurnLocked waits (releasing wmu meanwhile) until every payload
+// frame numbered below seq was written or failed; it returns the first
+// failure of the connection's payload writes.
+func (c *Conn) awaitTurnLocked(seq uint64) error {
+	for c.wnext != seq {
+		c.wcond.Wait()
+	}
+	return c.werr
+}
+
+// doneLocked ends the turn of the current payload frame (err: it failed).
+func (c *Conn) doneLocked(err error) {
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
+	c.wnext++
+	c.wcond.Broadcast()
+}
+
+// encodeLocked applies the codec to raw, payload frame number seq; the
+// result is valid until the next call.
+func (c *Conn) encodeLocked(raw []byte, seq uint64) ([]byte, uint8, error) {
+	if len(raw) > MaxDataPayload {
+		return nil, 0, fmt.Errorf("%w: payload of %d bytes", ErrFrameTooLarge, len(raw))
+	}
+	c.payRaw.Add(int64(len(raw)))
+	if c.codec == nil {
+		c.payEnc.Add(int64(len(raw)))
+		return raw, 0, nil
+	}
+	out, flags, err := c.codec.Encode(c.codeBuf[:0], raw, seq)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode frame %d: %w", seq, err)
+	}
+	c.codeBuf = out[:0]
+	c.payEnc.Add(int64(len(out)))
+	return out, flags, nil
+}
+
+// PayloadBytes returns the payload bytes of the Data and SyncChunk frames
+// written so far, before (raw) and after (encoded) the codec: compression
+// and sealing. Safe to call from any goroutine.
+func (c *Conn) PayloadBytes() (raw, encoded int64) { return c.payRaw.Load(), c.payEnc.Load() }
 
 // ReadMsg reads the next message. An Error message is returned as a message
 // (use (*Error).Err); transport errors and malformed frames as errors.
-// Data payloads alias an internal buffer valid until the next ReadMsg; the
-// codec has already been undone and Seq checked.
+// Data and SyncChunk payloads alias an internal buffer valid until the
+// next ReadMsg; their Seq has been checked and the codec undone (for Data
+// unless DeferDataDecode was called).
 func (c *Conn) ReadMsg() (Message, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
@@ -258,27 +408,87 @@ func (c *Conn) ReadMsg() (Message, error) {
 	if d.Remaining() != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, d.Remaining(), m.Kind())
 	}
-	if dm, ok := m.(*Data); ok {
-		if dm.Seq != c.rseq {
-			return nil, fmt.Errorf("%w: data frame seq %d, want %d", ErrProtocol, dm.Seq, c.rseq)
+	switch m := m.(type) {
+	case *Data:
+		var err error
+		if m.Payload, err = c.readPayload(m.Payload, m.Flags, m.Seq, m.RawLen, c.deferData); err != nil {
+			return nil, err
 		}
-		c.rseq++
-		if c.dcodec != nil {
-			out, err := c.dcodec.Decode(c.decoBuf[:0], dm.Payload, dm.Flags, dm.Seq, int(dm.RawLen))
-			if err != nil {
-				return nil, fmt.Errorf("decode frame %d: %w", dm.Seq, err)
-			}
-			c.decoBuf = out[:0]
-			dm.Payload = out
-		} else if dm.Flags != 0 {
-			return nil, fmt.Errorf("%w: data frame flags %#x without a negotiated codec", ErrProtocol, dm.Flags)
-		}
-		if len(dm.Payload) != int(dm.RawLen) {
-			return nil, fmt.Errorf("%w: data frame of %d bytes, header says %d", ErrProtocol, len(dm.Payload), dm.RawLen)
+	case *SyncChunk:
+		var err error
+		if m.Data, err = c.readPayload(m.Data, m.Flags, m.Seq, m.RawLen, false); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
 }
+
+// readPayload checks that a payload frame (Data, SyncChunk) is the next in
+// sequence and, unless deferred, undoes the codec.
+func (c *Conn) readPayload(p []byte, flags uint8, seq uint64, rawLen uint32, deferred bool) ([]byte, error) {
+	if seq != c.rseq {
+		return nil, fmt.Errorf("%w: payload frame seq %d, want %d", ErrProtocol, seq, c.rseq)
+	}
+	c.rseq++
+	if c.dcodec == nil && flags != 0 {
+		return nil, fmt.Errorf("%w: payload frame flags %#x without a negotiated codec", ErrProtocol, flags)
+	}
+	if deferred && c.dcodec != nil {
+		return p, nil // the PayloadDecoder checks the rest
+	}
+	if c.dcodec != nil {
+		out, err := c.dcodec.Decode(c.decoBuf[:0], p, flags, seq, int(rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("decode frame %d: %w", seq, err)
+		}
+		c.decoBuf = out[:0]
+		p = out
+	}
+	if len(p) != int(rawLen) {
+		return nil, fmt.Errorf("%w: payload frame of %d bytes, header says %d", ErrProtocol, len(p), rawLen)
+	}
+	return p, nil
+}
+
+// DeferDataDecode makes ReadMsg return Data frames with their payload still
+// encoded (Flags and RawLen as sent): it only checks that their sequence
+// numbers follow each other, and the caller decodes each payload with a
+// PayloadDecoder from NewPayloadDecoder, e.g. on the goroutine that writes
+// the file, so that decompression and decryption do not serialise with
+// the reading of the connection. It returns false, and changes nothing,
+// when the installed codec cannot decode concurrently. Call from the
+// reading goroutine, after SetCodec and before the first Data frame.
+func (c *Conn) DeferDataDecode() bool {
+	if c.dcodec != nil {
+		if _, ok := c.dcodec.(ConcurrentCodec); !ok {
+			return false
+		}
+	}
+	c.deferData = true
+	return true
+}
+
+// NewPayloadDecoder returns a decoder for Data payloads that ReadMsg
+// returned encoded (DeferDataDecode), for use by one goroutine: without a
+// codec it only checks the length. Errors: the codec's.
+func (c *Conn) NewPayloadDecoder() (PayloadDecoder, error) {
+	if cc, ok := c.dcodec.(ConcurrentCodec); ok {
+		return cc.NewPayloadDecoder()
+	}
+	return rawDecoder{}, nil
+}
+
+// rawDecoder is the PayloadDecoder of a Conn without a codec.
+type rawDecoder struct{}
+
+func (rawDecoder) Decode(_, p []byte, flags uint8, seq uint64, rawLen int) ([]byte, error) {
+	if flags != 0 || len(p) != rawLen {
+		return nil, fmt.Errorf("%w: payload frame %d: flags %#x, %d bytes, header says %d", ErrProtocol, seq, flags, len(p), rawLen)
+	}
+	return p, nil
+}
+
+func (rawDecoder) Close() {}
 
 // DetachPayload gives the caller ownership of d's payload (d must be the
 // message the last ReadMsg returned), sparing a copy: the next ReadMsg reads

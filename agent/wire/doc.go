@@ -30,6 +30,8 @@
 //	ReceiveJob  → target agent; it answers JobAccepted, later JobDone
 //	SendJob     → source agent; it answers Progress* and then JobDone
 //	VerifyScan  → either agent; it answers ManifestBatch* and ManifestEnd
+//	SyncPrepare → target agent of a sync: keeps the payload key; JobAccepted
+//	SyncStart   → source agent of a sync (see sync_msgs.go)
 //
 // Source agent → target agent (the data connection of a job):
 //
@@ -52,13 +54,19 @@
 //
 // # Payload frames
 //
-// Data frames carry a per-connection sequence number and flags. A payload
+// Data frames, and the SyncChunk frames of a continuous sync, carry a
+// per-connection sequence number (one sequence for both kinds) and flags. A payload
 // passes sender-side through bandwidth limiting (Limiter, package
 // bwlimit), then compression and sealing (FrameCodec, package codec's
 // Transform over package seal); the receiver undoes them in reverse order
 // and checks that sequence numbers follow each other. The sequence number
 // is what the sealing stage binds into its authenticated data. The salts
-// of the payload keys travel in JobAccepted (target) and Attach (source).
+// of the payload keys travel in JobAccepted (target) and Attach (source),
+// or in SyncAttach (source) and SyncAccepted (target). A receiver may take
+// Data payloads still encoded from ReadMsg (Conn.DeferDataDecode) and
+// decode them on its file writers; the sequence is still checked in order
+// by ReadMsg, and each decoder checks that a frame was sealed as the number
+// it arrived under.
 //
 // # Limits
 //

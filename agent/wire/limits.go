@@ -3,8 +3,10 @@ package wire
 // Protocol version and size limits.
 const (
 	// Version is the protocol version this build speaks. Peers must speak
-	// the same version.
-	Version = 1
+	// the same version. v2: SyncChunk is a payload frame (sequence number,
+	// codec flags), SyncAttach/SyncAccepted exchange salts and a key check,
+	// SyncPrepare.
+	Version = 2
 
 	// MaxFrameSize bounds one frame (kind byte + body).
 	MaxFrameSize = MaxDataPayload + 64<<10

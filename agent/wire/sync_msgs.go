@@ -12,12 +12,19 @@ import "github.com/ferry-migrate/ferry/agent/fsys"
 //	connection or sends Cancel (a clean stop). SyncControl pauses or resumes
 //	shipping.
 //
+// Controller → target agent:
+//
+//	SyncPrepare → the target agent keeps the job's payload options (key
+//	included) and answers JobAccepted.
+//
 // Source agent → target agent (the sync data connection):
 //
-//	SyncAttach → the target answers SyncAccepted with the last sequence
-//	number it applied durably; then the source sends SyncOp (each followed
-//	by SyncChunk* and SyncOpEnd when it carries content), the target sends
-//	SyncAck whenever it has made more records durable.
+//	SyncAttach (with the source's salt and key check) → the target checks
+//	the key and answers SyncAccepted with the last sequence number it
+//	applied durably and its salt; both install the payload codec; then the
+//	source sends SyncOp (each followed by SyncChunk* and SyncOpEnd when it
+//	carries content), the target sends SyncAck whenever it has made more
+//	records durable. SyncChunks are payload frames (see SyncChunk).
 const (
 	KindSyncStart    Kind = 64
 	KindSyncStatus   Kind = 65
@@ -28,6 +35,7 @@ const (
 	KindSyncChunk    Kind = 70
 	KindSyncOpEnd    Kind = 71
 	KindSyncAck      Kind = 72
+	KindSyncPrepare  Kind = 73
 )
 
 // newSyncMessage returns an empty sync message of kind k, or nil.
@@ -51,6 +59,8 @@ func newSyncMessage(k Kind) Message {
 		return new(SyncOpEnd)
 	case KindSyncAck:
 		return new(SyncAck)
+	case KindSyncPrepare:
+		return new(SyncPrepare)
 	}
 	return nil
 }
@@ -155,11 +165,18 @@ func (*SyncControl) Kind() Kind                { return KindSyncControl }
 func (m *SyncControl) Encode(e *Encoder)       { e.String(m.Action) }
 func (m *SyncControl) Decode(d *Decoder) error { m.Action = d.String(); return d.Err() }
 
-// SyncAttach opens a sync data connection to the target agent.
+// SyncAttach opens a sync data connection to the target agent. Opts
+// carries no key: the target holds the job's payload key from the
+// controller (SyncPrepare). With payload encryption, Salt is the source's
+// fresh salt for this connection and KeyCheck proves the source holds the
+// same key (package seal); the target refuses a wrong key with
+// ErrPermission before any content moves.
 type SyncAttach struct {
-	JobID string
-	Root  string // absolute path on the target host
-	Opts  JobOptions
+	JobID    string
+	Root     string // absolute path on the target host
+	Opts     JobOptions
+	Salt     []byte
+	KeyCheck []byte
 }
 
 func (*SyncAttach) Kind() Kind { return KindSyncAttach }
@@ -168,22 +185,66 @@ func (m *SyncAttach) Encode(e *Encoder) {
 	e.String(m.JobID)
 	e.String(m.Root)
 	m.Opts.encode(e)
+	e.Blob(m.Salt)
+	e.Blob(m.KeyCheck)
 }
 
 func (m *SyncAttach) Decode(d *Decoder) error {
 	m.JobID = d.String()
 	m.Root = d.String()
 	m.Opts.decode(d)
+	m.Salt = append([]byte(nil), d.Blob()...)
+	m.KeyCheck = append([]byte(nil), d.Blob()...)
 	return d.Err()
 }
 
 // SyncAccepted answers SyncAttach with the last sequence number the target
-// applied durably (0: none).
-type SyncAccepted struct{ Applied uint64 }
+// applied durably (0: none) and, with payload encryption, the target's salt
+// for this connection: the payload keys derive from both salts.
+type SyncAccepted struct {
+	Applied uint64
+	Salt    []byte
+}
 
-func (*SyncAccepted) Kind() Kind                { return KindSyncAccepted }
-func (m *SyncAccepted) Encode(e *Encoder)       { e.Uvarint(m.Applied) }
-func (m *SyncAccepted) Decode(d *Decoder) error { m.Applied = d.Uvarint(); return d.Err() }
+func (*SyncAccepted) Kind() Kind { return KindSyncAccepted }
+
+func (m *SyncAccepted) Encode(e *Encoder) {
+	e.Uvarint(m.Applied)
+	e.Blob(m.Salt)
+}
+
+func (m *SyncAccepted) Decode(d *Decoder) error {
+	m.Applied = d.Uvarint()
+	m.Salt = append([]byte(nil), d.Blob()...)
+	return d.Err()
+}
+
+// SyncPrepare (controller → target agent) registers a sync job's payload
+// options, key included, on the target agent before the source attaches;
+// the agent keeps them (in its data directory, readable by root only) so
+// that the source's later SyncAttach, also after a restart of either
+// agent, is checked against the key the controller gave. The agent answers
+// JobAccepted (empty) or Error.
+type SyncPrepare struct {
+	JobID string
+	Root  string // absolute path on the target host
+	Opts  JobOptions
+}
+
+func (*SyncPrepare) Kind() Kind { return KindSyncPrepare }
+
+func (m *SyncPrepare) Encode(e *Encoder) {
+	e.String(m.JobID)
+	e.String(m.Root)
+	m.Opts.encode(e)
+}
+
+func (m *SyncPrepare) Decode(d *Decoder) error {
+	m.JobID = d.String()
+	m.Root = d.String()
+	m.Opts.decode(d)
+	return d.Err()
+}
 
 // SyncAck acknowledges every record up to Seq as applied durably.
 type SyncAck struct{ Seq uint64 }
@@ -284,22 +345,36 @@ func (m *SyncOp) Decode(d *Decoder) error {
 	return d.Err()
 }
 
-// SyncChunk is a piece of an op's content at Off.
+// SyncChunk is a piece of an op's content at Off. It is a payload frame
+// like Data: Conn.WriteMsg numbers it (Seq, in the same sequence as Data
+// frames) and applies the connection's codec (compression, sealing; Flags
+// as for Data), and Conn.ReadMsg checks the number and undoes the codec, so
+// callers only set Off and Data. RawLen is Data's length before the codec.
 type SyncChunk struct {
-	Off  int64
-	Data []byte
+	Off    int64
+	Seq    uint64
+	Flags  uint8
+	RawLen uint32
+	Data   []byte
 }
 
 func (*SyncChunk) Kind() Kind { return KindSyncChunk }
 
+// Encode writes the chunk as it is (Conn.WriteMsg encodes it itself).
 func (m *SyncChunk) Encode(e *Encoder) {
 	e.Varint(m.Off)
+	e.Uvarint(m.Seq)
+	e.Byte(m.Flags)
+	e.Uvarint(uint64(m.RawLen))
 	e.Blob(m.Data)
 }
 
 // Decode: Data aliases the frame buffer until the next ReadMsg.
 func (m *SyncChunk) Decode(d *Decoder) error {
 	m.Off = d.Varint()
+	m.Seq = d.Uvarint()
+	m.Flags = d.Byte()
+	m.RawLen = d.Uint32()
 	m.Data = d.Blob()
 	return d.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"reflect"
@@ -113,7 +114,7 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 			if !errors.Is(err, ErrVersionMismatch) {
 				t.Fatalf("err = %v, want ErrVersionMismatch", err)
 			}
-			for _, s := range []string{"v1", "v2", "future"} {
+			for _, s := range []string{fmt.Sprintf("v%d", Version), fmt.Sprintf("v%d", Version+1), "future"} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not name %q", err, s)
 				}

@@ -8,7 +8,7 @@
 // payload cipher and with fast compression, and a half-compressible set
 // with and without balanced compression, ferry against ferry.
 //
-//	go run ./integration/bench [-quick] [-cache DIR] [-only small,large,delta,transfer]
+//	go run ./integration/bench [-quick] [-cache DIR] [-only small,large,delta,transfer] [-reps N] [-ferry BIN]
 package main
 
 import (
@@ -25,6 +25,8 @@ func main() {
 	quick := flag.Bool("quick", false, "small data sets (5,000 files, 2 x 128 MiB, 128 MiB delta)")
 	cache := flag.String("cache", filepath.Join(os.TempDir(), "ferry-bench"), "where data sets and targets live")
 	only := flag.String("only", "small,large,delta", "comma-separated scenarios to run")
+	reps := flag.Int("reps", 5, "repetitions of each transfer configuration (interleaved; the table shows medians)")
+	ferryBin := flag.String("ferry", "", "use this ferry binary instead of building ./cmd/ferry (e.g. to compare builds)")
 	buildOnly := flag.Bool("build-only", false, "only build the data sets (run in a child process so that the\nmeasuring process stays small: a child's peak RSS starts from its parent's)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -35,12 +37,12 @@ func main() {
 		return
 	}
 
-	if err := run(*cache, *quick, *only); err != nil {
+	if err := run(*cache, *quick, *only, *reps, *ferryBin); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(cache string, quick bool, only string) error {
+func run(cache string, quick bool, only string, reps int, ferryBin string) error {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return err
 	}
@@ -57,12 +59,15 @@ func run(cache string, quick bool, only string) error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(cache, "ferry")
-	log.Printf("building ferry into %s", bin)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/ferry")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	bin := ferryBin
+	if bin == "" {
+		bin = filepath.Join(cache, "ferry")
+		log.Printf("building ferry into %s", bin)
+		build := exec.Command("go", "build", "-o", bin, "./cmd/ferry")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build: %w", err)
+		}
 	}
 	env := &bench{cache: cache, ferry: bin}
 	if err := env.setup(); err != nil {
@@ -80,7 +85,7 @@ func run(cache string, quick bool, only string) error {
 			r, err = env.deltaScenario(ds.deltaBase, ds.deltaChanged)
 		case "transfer":
 			var tr []transferRow
-			if tr, err = env.transferScenario(ds.large, ds.half); err == nil {
+			if tr, err = env.transferScenario(ds.large, ds.half, reps); err == nil {
 				printTransferTable(os.Stdout, tr)
 			}
 		default:
