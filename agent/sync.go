@@ -46,24 +46,28 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 		self = a.Addr().String()
 	}
 	ctl := &Controller{TLS: a.cfg.ClientTLS}
-	mirrorSub := func(ctx context.Context, sub string) (mirror.Summary, error) {
-		from := Endpoint{Addr: self, Path: path.Join(m.Root, sub)}
-		to := Endpoint{Addr: m.Target, Path: path.Join(m.TargetRoot, sub)}
-		o := opts
-		// Resyncs and rescans compare in time mode: the target was written
-		// by this job (temporary files renamed over, times set last), and
-		// strict mode would read and hash the whole tree on both hosts on
-		// every restart of the session.
-		o.Orphans, o.OrphanDir, o.Checksum = wire.OrphansDelete, "", wire.ChecksumTime
-		if sub != "" {
-			o.Profile = "" // the profile's exclusions are relative to the job root
+	mirrorIn := func(checksum string) func(ctx context.Context, sub string) (mirror.Summary, error) {
+		return func(ctx context.Context, sub string) (mirror.Summary, error) {
+			from := Endpoint{Addr: self, Path: path.Join(m.Root, sub)}
+			to := Endpoint{Addr: m.Target, Path: path.Join(m.TargetRoot, sub)}
+			o := opts
+			o.Orphans, o.OrphanDir, o.Checksum = wire.OrphansDelete, "", checksum
+			if sub != "" {
+				o.Profile = "" // the profile's exclusions are relative to the job root
+			}
+			return ctl.Mirror(ctx, MirrorRequest{From: from, To: to, Opts: o}, nil)
 		}
-		return ctl.Mirror(ctx, MirrorRequest{From: from, To: to, Opts: o}, nil)
 	}
+	// Resyncs and rescans compare in time mode: the target was written by
+	// this job (temporary files renamed over, times set last), and strict
+	// mode would read and hash the whole tree on both hosts on every
+	// restart of the session. Files appended to on a sampled check that a
+	// restart left unproven are compared strictly (their directories).
+	mirrorSub, mirrorStrict := mirrorIn(wire.ChecksumTime), mirrorIn(wire.ChecksumStrict)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	src, err := replicate.StartSource(ctx, replicate.SourceConfig{JobID: m.JobID, Root: m.Root, DataDir: a.cfg.DataDir,
-		Opts: opts, TargetRoot: m.TargetRoot, Mirror: mirrorSub, Log: log, JournalMaxBytes: m.JournalMaxBytes,
+		Opts: opts, TargetRoot: m.TargetRoot, Mirror: mirrorSub, MirrorStrict: mirrorStrict, Log: log, JournalMaxBytes: m.JournalMaxBytes,
 		Dial: func(ctx context.Context) (*wire.Conn, error) { return Dial(ctx, m.Target, a.cfg.ClientTLS) }})
 	if err != nil {
 		fail(err)
@@ -130,7 +134,7 @@ func (a *Agent) syncSource(ctx context.Context, c *wire.Conn, m *wire.SyncStart,
 func statusOf(s replicate.Stats) wire.SyncStatus {
 	return wire.SyncStatus{State: s.State, LagMs: s.Lag.Milliseconds(), BacklogRecords: s.BacklogRecords,
 		BacklogBytes: s.BacklogBytes, AppliedTotal: s.AppliedTotal, AppliedRate: int64(s.AppliedRate * 1000), Error: s.Err,
-		BytesSent: s.ContentBytes + s.MirrorBytes}
+		BytesSent: s.ContentWireBytes + s.MirrorBytes, ContentBytes: s.ContentBytes, ContentWireBytes: s.ContentWireBytes}
 }
 
 // syncTarget serves a source agent's sync data connection.

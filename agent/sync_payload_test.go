@@ -84,7 +84,7 @@ func (c countReader) Read(p []byte) (int, error) {
 
 // syncUntilConverged starts a sync src → dst (through to), waits until it
 // syncs, calls write, and waits until a compare finds no difference.
-func syncUntilConverged(t *testing.T, env *testEnv, jobID, src, dst string, to Endpoint, opts mirror.Options, write func()) {
+func syncUntilConverged(t *testing.T, env *testEnv, jobID, src, dst string, to Endpoint, opts mirror.Options, write func()) (final wire.SyncStatus) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -94,9 +94,11 @@ func syncUntilConverged(t *testing.T, env *testEnv, jobID, src, dst string, to E
 		t.Fatal(err)
 	}
 	defer func() {
-		if _, err := sess.Stop(); err != nil {
+		st, err := sess.Stop()
+		if err != nil {
 			t.Errorf("stop: %v", err)
 		}
+		final = st
 	}()
 	for {
 		st, err := sess.Next()
@@ -160,11 +162,21 @@ func syncEveryLevel(t *testing.T, env *testEnv, cipher string, text, random, key
 			if cipher != "none" {
 				opts.Key = key
 			}
-			syncUntilConverged(t, env, "sp-"+level+"-"+cipher, src, dst, Endpoint{Addr: px.ln.Addr().String(), Path: dst}, opts, func() {
+			st := syncUntilConverged(t, env, "sp-"+level+"-"+cipher, src, dst, Endpoint{Addr: px.ln.Addr().String(), Path: dst}, opts, func() {
 				os.WriteFile(filepath.Join(src, "text"), text, 0o644)
 				os.WriteFile(filepath.Join(src, "random"), random, 0o644)
 			})
 			n := px.up.Load()
+			// The status reports the content before and after the codec.
+			if want := int64(len(text) + len(random)); st.ContentBytes < want {
+				t.Errorf("status: %d content bytes shipped, want at least %d", st.ContentBytes, want)
+			}
+			if level == "off" && cipher == "none" && st.ContentWireBytes != st.ContentBytes {
+				t.Errorf("status: off/none sent %d bytes for %d of content", st.ContentWireBytes, st.ContentBytes)
+			}
+			if level != "off" && st.ContentWireBytes >= st.ContentBytes/2 {
+				t.Errorf("status: %s sent %d bytes for %d of content", level, st.ContentWireBytes, st.ContentBytes)
+			}
 			if n < int64(len(random)) {
 				t.Fatalf("%d bytes crossed the connection for %d bytes of random content", n, len(random))
 			}

@@ -30,7 +30,7 @@ type shipper struct {
 	hashes map[string]fileHashes
 	// unproven holds the paths of hashes whose sweep is running.
 	unproven map[string]bool
-	links  map[inoKey]string
+	links    map[inoKey]string
 	// names maps shipped names of multiply linked files to their inode.
 	names       map[string]inoKey
 	groups      map[inoKey]map[string]bool // the same, by inode
@@ -66,6 +66,12 @@ func (sh *shipper) session(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
+	s.cur.Store(c)
+	defer func() {
+		s.cur.Store(nil)
+		_, enc := c.PayloadBytes()
+		s.wireBytes.Add(enc)
+	}()
 	next, err := s.startSeq(applied, sh.afterMirror)
 	if err != nil {
 		return err

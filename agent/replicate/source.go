@@ -80,8 +80,10 @@ type Stats struct {
 	// after a recovery or an overflow; not the rescans of a subtree).
 	Mirrors int64
 	// ContentBytes counts file content bytes shipped by the sync (not by
-	// its mirrors).
-	ContentBytes int64
+	// its mirrors); ContentWireBytes the same after the payload codec
+	// (compression, sealing), as they crossed the connection.
+	ContentBytes     int64
+	ContentWireBytes int64
 	// Reconnects counts shipping sessions that ended in an error (a cut
 	// connection, a killed target, an op the target refused).
 	Reconnects int64
@@ -109,6 +111,10 @@ type Source struct {
 	injected atomic.Uint64
 	// unproven counts the shipper's files whose sweep is running.
 	unproven atomic.Int64
+	// wireBytes counts the encoded content of ended sessions; cur is the
+	// session's connection.
+	wireBytes atomic.Int64
+	cur       atomic.Pointer[wire.Conn]
 
 	// recovered is set when a connection failed (not an op the target
 	// refused) since the last mirror.
@@ -214,7 +220,7 @@ func (s *Source) Stats() Stats {
 	defer s.mu.Unlock()
 	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
 		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr,
-		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load(),
+		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load(), ContentWireBytes: s.contentWire(),
 		MirrorBytes: s.mirrorBytes.Load(), Reconnects: s.reconnects.Load()}
 	if s.paused && st.State == StateSyncing {
 		st.State = StatePaused
@@ -437,4 +443,15 @@ func (s *Source) mirror(ctx context.Context, sub string) error {
 	sum, err := s.cfg.Mirror(ctx, sub)
 	s.mirrorBytes.Add(sum.BytesOnWire)
 	return err
+}
+
+// contentWire is the encoded content shipped so far, the running session's
+// included.
+func (s *Source) contentWire() int64 {
+	n := s.wireBytes.Load()
+	if c := s.cur.Load(); c != nil {
+		_, enc := c.PayloadBytes()
+		n += enc
+	}
+	return n
 }

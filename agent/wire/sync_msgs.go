@@ -118,6 +118,10 @@ type SyncStatus struct {
 	// Drained answers a SyncDrain: every change made on the source before
 	// the request is applied and acknowledged by the target.
 	Drained bool
+	// ContentBytes counts file content the sync shipped, before the
+	// payload codec; ContentWireBytes the same after it (compressed,
+	// sealed): their ratio is the sync's compression.
+	ContentBytes, ContentWireBytes int64
 }
 
 func (*SyncStatus) Kind() Kind { return KindSyncStatus }
@@ -132,6 +136,8 @@ func (m *SyncStatus) Encode(e *Encoder) {
 	e.String(m.Error)
 	e.Varint(m.BytesSent)
 	e.Bool(m.Drained)
+	e.Varint(m.ContentBytes)
+	e.Varint(m.ContentWireBytes)
 }
 
 func (m *SyncStatus) Decode(d *Decoder) error {
@@ -145,6 +151,10 @@ func (m *SyncStatus) Decode(d *Decoder) error {
 	if d.Remaining() > 0 { // absent from older agents
 		m.BytesSent = d.Varint()
 		m.Drained = d.Bool()
+	}
+	if d.Remaining() > 0 {
+		m.ContentBytes = d.Varint()
+		m.ContentWireBytes = d.Varint()
 	}
 	return d.Err()
 }

@@ -27,11 +27,15 @@ type syncLine struct {
 	AppliedRate    float64 `json:"applied_rate"`
 	State          string  `json:"state"`
 	Error          string  `json:"error,omitempty"`
+	// Content shipped by the sync before and after compression/sealing.
+	ContentBytes     int64 `json:"content_bytes"`
+	ContentWireBytes int64 `json:"content_wire_bytes"`
 }
 
 func lineOf(st wire.SyncStatus) syncLine {
 	return syncLine{LagMs: st.LagMs, BacklogRecords: st.BacklogRecords, BacklogBytes: st.BacklogBytes,
-		AppliedTotal: st.AppliedTotal, AppliedRate: float64(st.AppliedRate) / 1000, State: st.State, Error: st.Error}
+		AppliedTotal: st.AppliedTotal, AppliedRate: float64(st.AppliedRate) / 1000, State: st.State, Error: st.Error,
+		ContentBytes: st.ContentBytes, ContentWireBytes: st.ContentWireBytes}
 }
 
 func newSyncCmd() *cobra.Command {
@@ -48,7 +52,9 @@ journal is kept; running the same sync again resyncs and continues).
 
 On a terminal the state, lag, backlog and rate are shown on stderr; with
 --json one JSON object a second is printed on stdout (lag_ms,
-backlog_records, backlog_bytes, applied_total, applied_rate, state). If the
+backlog_records, backlog_bytes, applied_total, applied_rate, state,
+content_bytes and content_wire_bytes: the file content shipped before and
+after compression and encryption). If the
 source agent goes away the command reconnects until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
