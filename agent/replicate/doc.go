@@ -23,14 +23,29 @@
 //     name of its inode is (re)linked to it, so hardlink groups match;
 //   - a changed file of DeltaMin (16 KiB) or more ships only its changed
 //     blocks (4 KiB for files up to 8 MiB, growing to 256 KiB so a file
-//     has at most 2048; the shipper keeps the block hashes of what it
-//     shipped on the connection), and a pure append only the new bytes —
-//     a SQLite database and its WAL ship their changed pages and appended
-//     frames, not whole files. Each block is hashed from the bytes as read
-//     and sent, and the target verifies the patched file against the
-//     digest of those hashes, so a file written while it ships still
-//     verifies. Content writes younger than CoalesceDelay (20 ms) are held
-//     that long so a burst of commits ships once;
+//     has at most 2048 when first shipped; a growing file keeps its block
+//     size up to 32 times that count, and a larger one compares its new
+//     blocks through the old hashes, so it never ships whole again; the
+//     shipper keeps the block hashes of what it shipped on the
+//     connection), and a pure append only the new bytes — a SQLite
+//     database and its WAL ship their changed pages and appended frames,
+//     not whole files. Each block is hashed from the bytes as read and
+//     sent, and the target verifies the patched file against the digest of
+//     those hashes, so a file written while it ships still verifies.
+//     Content writes younger than CoalesceDelay (20 ms) are held that long
+//     so a burst of commits ships once;
+//   - a file that grew is taken for an append after a sampled check of
+//     its old prefix (the first, the last and the partial last block, and
+//     a SweepWindow of the rest), not a read of the whole file: a log or a
+//     database of several GB appends at disk speed with a lag of
+//     milliseconds. A rolling sweep then reads the rest of the old prefix
+//     a window at a time, at each ship of the file and whenever the
+//     shipper is idle; a mismatch ships the file as a block delta at once.
+//     Until a sweep cycle that began after the last sampled append has
+//     completed, the path is listed durably (sweep.go, unverified.go):
+//     WaitDrained waits for the proof, and after a crash or a resync the
+//     listed files are compared strictly (Config.MirrorStrict). A file
+//     whose old prefix fits in one window is checked whole at once;
 //   - OpRescan of a directory runs the mirror engine on that subtree
 //     (Config.Mirror: its compare, orphans deleted) once everything before
 //     it is acknowledged.
@@ -40,8 +55,9 @@
 // its bound (target unreachable for long) puts the sync in state
 // remirror_required: the journal is reset and the tree mirrored again, so
 // nothing is lost and the disk does not fill. After a recovery (cut
-// connection, killed target) the sync mirrors once more (time mode) when it
-// has drained and capture has been quiet for SettleTime, as a safety net.
+// connection, killed target, a restart of the source agent) the sync
+// mirrors once more (time mode) when it has drained and capture has been
+// quiet for SettleTime, as a safety net.
 //
 // # Drain
 //
@@ -49,7 +65,8 @@
 // wire) places a barrier file in the source root and waits for capture to
 // deliver it: every event queued before it in the kernel is then
 // journaled. It then waits for the journal's last record at that point to
-// be applied and acknowledged (barrier.go).
+// be applied and acknowledged (barrier.go), and for every sampled append
+// to be proven by its sweep (or shipped again and acknowledged).
 //
 // # Target side (ServeTarget, hosted by the agent daemon)
 //
@@ -76,9 +93,12 @@
 //
 // # Not covered
 //
-// Sync payloads do not use the job's compression/encryption stages (TLS
-// 1.3 still protects them). The bandwidth schedule applies, and changes
-// live (Source.Limiter, registered by the agent for SetLimits). Writes
+// File content goes through the job's payload codec like the mirror's
+// (zstd per chunk, AES-256-GCM or SM4-GCM sealing bound to the chunk's
+// sequence number; keys from per-connection salts, a wrong key refused at
+// attach); the other ops travel under TLS 1.3 only. The bandwidth schedule
+// applies, and changes live (Source.Limiter, registered by the agent for
+// SetLimits). Writes
 // through a shared mapping (SQLite's -shm) raise no fanotify/inotify
 // event: such a file ships when something else touches it.
 package replicate
