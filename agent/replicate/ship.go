@@ -48,6 +48,9 @@ type shipper struct {
 	peek    []journal.Record // records after the batch, for renamedLater
 	peeked  bool
 	swept   time.Time // last sweep step under load
+	// hot holds the capture time of the last content write of recently
+	// written paths (see coalesceWait).
+	hot map[string]int64
 	// pendingHashes collects block hashes while a large file streams.
 	pendingHashes []byte
 
@@ -151,7 +154,7 @@ func (sh *shipper) session(ctx context.Context) error {
 			}
 			continue
 		}
-		if wait := coalesceWait(recs, time.Now()); wait > 0 {
+		if wait := coalesceWait(recs, time.Now(), sh.hot); wait > 0 {
 			// Content is being written right now: let the writes of the
 			// next moment join this batch and ship once.
 			sleep(sctx, wait)
@@ -160,6 +163,7 @@ func (sh *shipper) session(ctx context.Context) error {
 			}
 		}
 		last := recs[len(recs)-1].Seq
+		sh.noteWrites(recs)
 		sh.peeked = false
 		recs = journal.Coalesce(recs)
 		if len(sh.skipped) > 100_000 {
@@ -264,21 +268,34 @@ func (sh *shipper) waitAcked(ctx context.Context, c *wire.Conn) error {
 // CoalesceDelay is how long the shipper lets a batch of content writes
 // younger than it wait for more writes to the same files, so a steady
 // stream of small commits (a database and its WAL) ships once per window
-// instead of once per commit. It bounds the lag it adds.
+// instead of once per commit. It bounds the lag it adds. Only batches
+// whose every content write is to a hot file wait: a write to a file not
+// written within HotWindow before ships at once.
 const CoalesceDelay = 20 * time.Millisecond
 
+// HotWindow is how recently a file must have been written before for its
+// next write to be held for coalescing.
+const HotWindow = 50 * time.Millisecond
+
+// maxHot bounds the paths kept as recently written.
+const maxHot = 10_000
+
 // coalesceWait is how long to hold recs before shipping them: until the
-// newest is CoalesceDelay old, when the batch is not full and holds a
-// content write; else 0.
-func coalesceWait(recs []journal.Record, now time.Time) time.Duration {
+// newest is CoalesceDelay old, when the batch is not full and every content
+// write in it is to a file written within HotWindow before (hot: capture
+// times of the last writes by path); else 0.
+func coalesceWait(recs []journal.Record, now time.Time, hot map[string]int64) time.Duration {
 	if len(recs) == 0 || len(recs) >= ReadBatch {
 		return 0
 	}
 	modify := false
 	for _, r := range recs {
-		if capture.Op(r.Op) == capture.OpModify {
-			modify = true
-			break
+		if capture.Op(r.Op) != capture.OpModify {
+			continue
+		}
+		modify = true
+		if prev, ok := hot[r.Path]; !ok || r.Time-prev > int64(HotWindow) {
+			return 0 // a cold file: ship now
 		}
 	}
 	if !modify {
@@ -286,4 +303,16 @@ func coalesceWait(recs []journal.Record, now time.Time) time.Duration {
 	}
 	age := now.Sub(time.Unix(0, recs[len(recs)-1].Time))
 	return min(max(CoalesceDelay-age, 0), CoalesceDelay)
+}
+
+// noteWrites records the capture times of the content writes in recs.
+func (sh *shipper) noteWrites(recs []journal.Record) {
+	if sh.hot == nil || len(sh.hot) > maxHot {
+		sh.hot = map[string]int64{}
+	}
+	for _, r := range recs {
+		if capture.Op(r.Op) == capture.OpModify {
+			sh.hot[r.Path] = r.Time
+		}
+	}
 }
