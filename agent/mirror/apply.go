@@ -268,7 +268,7 @@ func (a *applier) open(p *plan, subs *subRoots) (*openFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, tmpName, err := sub.CreateTemp("", base)
+	f, tmpName, err := sub.CreateTempPerm("", base, p.e.Mode) // finishFile sets the metadata
 	if err != nil {
 		subs.put(dir)
 		return nil, err
