@@ -140,7 +140,9 @@ func ReadDir(dirfd int) ([]Entry, error) {
 		typ  Type
 	}
 	var list []dirent
-	buf := make([]byte, 32<<10)
+	// 8 KiB holds ~200 entries of short names: one call for a typical
+	// directory, without a 32 KiB allocation per listing.
+	buf := make([]byte, 8<<10)
 	for {
 		n, err := unix.Getdents(dirfd, buf)
 		if err == unix.EINTR {
