@@ -188,10 +188,13 @@ func (r *Root) CreateTemp(dirRel, base string) (*os.File, string, error) {
 // CreateTempPerm is CreateTemp for a file whose metadata the caller sets
 // next (ApplyMetaFD): the file is created with perm&0o755|0o600 minus the
 // umask, and the mode is not forced afterwards. Created with the final
-// permission bits, the file usually needs no chmod at all; write access for
-// group and others is never granted to a temporary (the owner is still the
-// agent's), and the owner can always read and write it through the
-// returned fd whatever the umask.
+// permission bits, the file usually needs no chmod at all. Write access
+// for group and others is never granted to a temporary. Until the caller
+// chowns it the file belongs to the agent's user and group (or to the
+// directory's group under a setgid directory): a caller whose file will
+// belong to another group should clear the group bits of perm, so that no
+// one reads the content being written who could not read the final file.
+// The owner reads and writes through the returned fd whatever the umask.
 func (r *Root) CreateTempPerm(dirRel, base string, perm uint32) (*os.File, string, error) {
 	return r.createTemp(dirRel, base, perm&0o755|0o600, false)
 }

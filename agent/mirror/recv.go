@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type Receiver struct {
 	// files need no Lstat (the planner's; read by prefetch while the
 	// planner waits for it).
 	created map[string]bool
+	// egid is the agent's effective group: the group of the temporaries
+	// it creates until their metadata is applied.
+	egid uint32
 	// prevClean: the job's previous run here completed, so no temporary
 	// of it is left and, with orphans kept, the orphan walk can be skipped.
 	prevClean bool
@@ -106,6 +110,7 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 		return TargetSummary{}, err
 	}
 	r.prevClean = r.ckpt.takeClean()
+	r.egid = uint32(os.Getegid())
 	r.plans = map[uint64]*plan{}
 	r.created = map[string]bool{}
 	r.seen = map[string]struct{}{}
