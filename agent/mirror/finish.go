@@ -124,14 +124,19 @@ func (r *Receiver) orphans(ctx context.Context) error {
 			r.objErr(dir, err)
 			return nil, nil
 		}
+		seen := r.seenIn(dir)
 		for _, n := range names {
-			rel := joinRel(dir, n.Path)
-			if _, ok := r.seen[rel]; ok {
+			// names and seen are both sorted: merge.
+			for len(seen) > 0 && seen[0] < n.Path {
+				seen = seen[1:]
+			}
+			if len(seen) > 0 && seen[0] == n.Path {
 				if n.Type == fsys.TypeDir {
-					subdirs = append(subdirs, rel)
+					subdirs = append(subdirs, joinRel(dir, n.Path))
 				}
 				continue
 			}
+			rel := joinRel(dir, n.Path)
 			if tempRE.MatchString(n.Path) {
 				found = append(found, hit{rel: rel, temp: true})
 				continue

@@ -172,9 +172,7 @@ func (r *Receiver) planEntry(fe *wire.FileEntry, hashQ chan<- *plan, pre *statRe
 			return badPath(fe.LinkTo, fmt.Errorf("hardlink target: %v", err))
 		}
 	}
-	r.mu.Lock()
-	r.seen[e.Path] = struct{}{}
-	r.mu.Unlock()
+	r.markSeen(e.Path)
 	if e.Type != fsys.TypeFile || fe.LinkTo != "" {
 		r.stats.invalidate(e.Path) // it may replace a directory
 	}
