@@ -22,7 +22,7 @@
 // 50,000 small files cost a few dozen messages each way. Answers go to an
 // unbounded queue served by 4 sender workers: small files are read whole
 // (fsys.Root.ReadRegular: openat, fstat, one pread, fstat, close) and sent
-// as one frame, large files in 1 MiB frames, several files
+// as one frame, large files in 256 KiB frames, several files
 // interleaved. Buffered writes are flushed every 2 ms.
 //
 // Target: the reader dispatches entry batches to the planner (which stats
