@@ -66,7 +66,12 @@
 //
 // ApplyMeta/ApplyMetaFD apply: lchown, xattrs (extras removed, ACLs set),
 // chmod (after chown, which clears setuid/setgid), security.capability
-// (after chown, which clears it), then atime+mtime (last). Symlinks get
+// (after chown, which clears it), then atime+mtime (last). A step whose
+// outcome the object's stat already shows is skipped (same owner: no
+// lchown; then no attribute changed and the same mode: no chmod; same
+// times: no utimensat), so a file created by CreateTempPerm with its final
+// permission bits by an agent of its owner costs fstat, flistxattr and
+// utimensat only. Symlinks get
 // lchown, their xattrs (only trusted.* and security.* exist on symlinks)
 // and times with AT_SYMLINK_NOFOLLOW; their mode is fixed by Linux.
 //
@@ -77,7 +82,8 @@
 // set. Root itself bypasses permission checks, but an unprivileged agent
 // would not.
 //
-// Regular files: CreateTemp in the destination directory, write the data
+// Regular files: CreateTemp (or CreateTempPerm) in the destination
+// directory, write the data
 // extents (DataExtents on the source; WriteAt only those ranges), Truncate
 // to the size (unwritten ranges stay holes), ApplyMetaFD, fsync as the
 // engine's durability policy requires, then Rename over the final name.
@@ -91,7 +97,8 @@
 //
 // Contract deviations from the original API sketch: none in names or
 // signatures. Additions: Root.Sub, Root.Name, Root.ReadDir, Root.Space,
-// PunchHole, ErrInvalidPath, ErrSymlinkInPath, Type.String, Entry.Xattr,
+// Root.CreateTempPerm, Root.ReadRegular (a whole small file through raw
+// fds: openat, fstat, pread, fstat, close) with FileStat, PunchHole, ErrInvalidPath, ErrSymlinkInPath, Type.String, Entry.Xattr,
 // the DiffKind constants. CleanRel returns ErrEscapes only for absolute
 // paths and "..", ErrInvalidPath for the other malformed paths: a receiver
 // should treat both (and ErrSymlinkInPath) as a peer naming a path it must

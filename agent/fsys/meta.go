@@ -45,7 +45,7 @@ func (r *Root) ApplyMeta(rel string, e Entry) error {
 		return r.pathErr("applymeta", rel, fmt.Errorf("is a %s, entry is a %s: %w", got, e.Type, unix.EINVAL))
 	}
 	m := metaTarget{dirfd: p.fd, name: p.name, fd: -1, symlink: e.Type == TypeSymlink}
-	if err := m.apply(e); err != nil {
+	if err := m.apply(e, &st); err != nil {
 		return r.pathErr("applymeta", rel, err)
 	}
 	return nil
@@ -66,7 +66,7 @@ func ApplyMetaFD(f *os.File, e Entry) error {
 			Err: fmt.Errorf("is a %s, entry is a %s: %w", got, e.Type, unix.EINVAL)}
 	}
 	m := metaTarget{fd: fd}
-	if err := m.apply(e); err != nil {
+	if err := m.apply(e, &st); err != nil {
 		return &os.PathError{Op: "applymeta", Path: f.Name(), Err: err}
 	}
 	return nil
@@ -83,22 +83,34 @@ type metaTarget struct {
 
 func (m metaTarget) xattrs() xattrTarget { return xattrTarget{dirfd: m.dirfd, name: m.name, fd: m.fd} }
 
-func (m metaTarget) apply(e Entry) error {
+// apply sets e's metadata. st is the object's stat taken just before: a
+// step whose outcome is already there is skipped (lchown when the owner
+// matches; chmod when, in addition, no attribute was changed and the mode
+// matches; utimensat when both times match), which changes nothing in the
+// result: chown is what clears setuid/setgid and security.capability, and
+// an ACL written here is what could change the mode.
+func (m metaTarget) apply(e Entry, st *unix.Stat_t) error {
 	var errs []error
 	step := func(what string, err error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	step("chown", m.chown(e.Uid, e.Gid))
-	step("xattrs", m.syncXattrs(e.Xattrs))
-	if !m.symlink {
+	chowned := st.Uid != e.Uid || st.Gid != e.Gid
+	if chowned {
+		step("chown", m.chown(e.Uid, e.Gid))
+	}
+	changed, err := m.syncXattrs(e.Xattrs)
+	step("xattrs", err)
+	if !m.symlink && (chowned || changed || st.Mode&0o7777 != e.Mode&0o7777) {
 		step("chmod", m.chmod(e.Mode&0o7777))
 	}
 	if v, ok := e.Xattr(xattrCapability); ok {
 		step("set "+xattrCapability, m.xattrs().set(xattrCapability, v))
 	}
-	step("utimensat", m.utimes(e.AtimeNs, e.MtimeNs))
+	if st.Atim.Nano() != e.AtimeNs || st.Mtim.Nano() != e.MtimeNs {
+		step("utimensat", m.utimes(e.AtimeNs, e.MtimeNs))
+	}
 	return errors.Join(errs...)
 }
 
@@ -166,18 +178,20 @@ func (m metaTarget) utimes(atimeNs, mtimeNs int64) error {
 // syncXattrs makes the attributes of the target equal to want, except
 // security.capability which apply sets after chmod. Attributes present but
 // not wanted are removed first (an inherited default ACL must not survive
-// as an extra). Unchanged values are not rewritten.
-func (m metaTarget) syncXattrs(want []Xattr) error {
+// as an extra). Unchanged values are not rewritten. changed reports whether
+// any attribute was set or removed.
+func (m metaTarget) syncXattrs(want []Xattr) (changed bool, err error) {
 	t := m.xattrs()
 	have, err := t.readXattrs()
 	if err != nil {
-		return fmt.Errorf("read: %w", err)
+		return false, fmt.Errorf("read: %w", err)
 	}
 	var errs []error
 	for _, h := range have {
 		if _, ok := (&Entry{Xattrs: want}).Xattr(h.Name); ok {
 			continue
 		}
+		changed = true
 		if err := t.remove(h.Name); err != nil && err != unix.ENODATA {
 			errs = append(errs, fmt.Errorf("remove %s: %w", h.Name, err))
 		}
@@ -189,9 +203,10 @@ func (m metaTarget) syncXattrs(want []Xattr) error {
 		if v, ok := (&Entry{Xattrs: have}).Xattr(w.Name); ok && string(v) == string(w.Value) {
 			continue
 		}
+		changed = true
 		if err := t.set(w.Name, w.Value); err != nil {
 			errs = append(errs, fmt.Errorf("set %s: %w", w.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return changed, errors.Join(errs...)
 }

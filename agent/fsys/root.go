@@ -182,8 +182,25 @@ const tempPrefix = ".ferry."
 // open file (read-write) and its relative path. The file is created with
 // O_EXCL|O_NOFOLLOW, so nothing existing is ever opened.
 func (r *Root) CreateTemp(dirRel, base string) (*os.File, string, error) {
-	probe := joinRel(dirRel, "x")
-	p, err := r.parentOf("createtemp", probe)
+	return r.createTemp(dirRel, base, 0o600, true)
+}
+
+// CreateTempPerm is CreateTemp for a file whose metadata the caller sets
+// next (ApplyMetaFD): the file is created with perm&0o755|0o600 minus the
+// umask, and the mode is not forced afterwards. Created with the final
+// permission bits, the file usually needs no chmod at all. Write access
+// for group and others is never granted to a temporary. Until the caller
+// chowns it the file belongs to the agent's user and group (or to the
+// directory's group under a setgid directory): a caller whose file will
+// belong to another group should clear the group bits of perm, so that no
+// one reads the content being written who could not read the final file.
+// The owner reads and writes through the returned fd whatever the umask.
+func (r *Root) CreateTempPerm(dirRel, base string, perm uint32) (*os.File, string, error) {
+	return r.createTemp(dirRel, base, perm&0o755|0o600, false)
+}
+
+func (r *Root) createTemp(dirRel, base string, perm uint32, force bool) (*os.File, string, error) {
+	p, err := r.parentOf("createtemp", joinRel(dirRel, "x"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -195,7 +212,7 @@ func (r *Root) CreateTemp(dirRel, base string) (*os.File, string, error) {
 		var rnd [8]byte
 		rand.Read(rnd[:])
 		name := tempPrefix + base + "." + hex.EncodeToString(rnd[:])
-		fd, err := unix.Openat(p.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(p.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		if err == unix.EEXIST {
 			continue
 		}
@@ -203,9 +220,11 @@ func (r *Root) CreateTemp(dirRel, base string) (*os.File, string, error) {
 		if err != nil {
 			return nil, "", r.pathErr("createtemp", rel, err)
 		}
-		if err := unix.Fchmod(fd, 0o600); err != nil { // defeat a restrictive umask
-			unix.Close(fd)
-			return nil, "", r.pathErr("createtemp", rel, err)
+		if force {
+			if err := unix.Fchmod(fd, perm); err != nil { // defeat a restrictive umask
+				unix.Close(fd)
+				return nil, "", r.pathErr("createtemp", rel, err)
+			}
 		}
 		return os.NewFile(uintptr(fd), rel), rel, nil
 	}
@@ -250,4 +269,65 @@ func (r *Root) Space() (total, avail uint64, err error) {
 		bs = uint64(st.Bsize)
 	}
 	return st.Blocks * bs, st.Bavail * bs, nil
+}
+
+// FileStat is the part of a regular file's stat a reader compares to tell
+// whether the file changed: size, mtime and allocated bytes (st_blocks
+// times 512; fewer than Size means the file has holes).
+type FileStat struct {
+	Size      int64
+	MtimeNs   int64
+	Allocated int64
+}
+
+// ReadRegular reads the regular file rel from offset 0 into buf until buf
+// is full or the end of the file, and returns the bytes read and the
+// file's stat taken after the read (so that a caller comparing it with an
+// earlier scan sees a change made during the read). It opens rel exactly
+// as Open does (O_NOFOLLOW, O_NONBLOCK, a symlink is an error wrapping
+// ErrSymlinkInPath, any other non-regular file is refused with EINVAL
+// before anything is read), but with raw file descriptors: a small file
+// costs openat, fstat, one pread, fstat and close. A file larger than buf
+// is not an error: n == len(buf) and the stat's Size tells.
+func (r *Root) ReadRegular(rel string, buf []byte) (n int, st FileStat, err error) {
+	p, err := r.parentOf("open", rel)
+	if err != nil {
+		return 0, FileStat{}, err
+	}
+	defer p.close()
+	if p.isTop {
+		return 0, FileStat{}, r.pathErr("open", rel, unix.EISDIR)
+	}
+	fd, err := unix.Openat(p.fd, p.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err == unix.ELOOP {
+		err = fmt.Errorf("%w: %w", ErrSymlinkInPath, err)
+	}
+	if err != nil {
+		return 0, FileStat{}, r.pathErr("open", rel, err)
+	}
+	defer unix.Close(fd)
+	var s unix.Stat_t
+	if err := unix.Fstat(fd, &s); err != nil {
+		return 0, FileStat{}, r.pathErr("open", rel, err)
+	}
+	if s.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, FileStat{}, r.pathErr("open", rel, fmt.Errorf("not a regular file: %w", unix.EINVAL))
+	}
+	for n < len(buf) {
+		m, err := unix.Pread(fd, buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, FileStat{}, r.pathErr("read", rel, err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	if err := unix.Fstat(fd, &s); err != nil {
+		return n, FileStat{}, r.pathErr("fstat", rel, err)
+	}
+	return n, FileStat{Size: s.Size, MtimeNs: s.Mtim.Nano(), Allocated: s.Blocks * 512}, nil
 }

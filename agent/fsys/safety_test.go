@@ -195,6 +195,11 @@ func allOps() []op {
 			f, _, err := r.CreateTemp(dir, "x")
 			return closeErr(f, err)
 		}},
+		{"CreateTempPerm", func(r *fsys.Root, p string) error {
+			f, _, err := r.CreateTempPerm(p, "x", 0o777)
+			return closeErr(f, err)
+		}},
+		{"ReadRegular", func(r *fsys.Root, p string) error { _, _, err := r.ReadRegular(p, make([]byte, 64)); return err }},
 		{"RenameTo", func(r *fsys.Root, p string) error { return r.Rename("dir/file", p) }},
 		{"RenameFrom", func(r *fsys.Root, p string) error { return r.Rename(p, "dir/moved") }},
 		{"ExchangeA", func(r *fsys.Root, p string) error { return r.Exchange("dir/file", p) }},
@@ -265,6 +270,8 @@ func TestSafetyFinalSymlink(t *testing.T) {
 	refused["ApplyMeta(canarylink as file)"] = r.ApplyMeta("canarylink", fsys.Entry{Type: fsys.TypeFile, Mode: 0o777})
 	_, _, err = r.CreateTemp("out", "x")
 	refused["CreateTemp(out)"] = err
+	_, _, err = r.ReadRegular("canarylink", make([]byte, 64))
+	refused["ReadRegular(canarylink)"] = err
 	for what, err := range refused {
 		if err == nil {
 			t.Errorf("%s succeeded", what)

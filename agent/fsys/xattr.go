@@ -36,6 +36,11 @@ func listxattrat(dirfd int, name string, flags int, buf []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return listxattratC(dirfd, name, p, flags, buf)
+}
+
+// listxattratC is listxattrat with name also given NUL-terminated (p).
+func listxattratC(dirfd int, name string, p *byte, flags int, buf []byte) (int, error) {
 	var bp unsafe.Pointer
 	if len(buf) > 0 {
 		bp = unsafe.Pointer(&buf[0])
@@ -134,12 +139,16 @@ func removexattrat(dirfd int, name string, flags int, attr string) error {
 type xattrTarget struct {
 	dirfd int
 	name  string
+	cname *byte // name NUL-terminated, if the caller has it
 	fd    int
 }
 
 func (t xattrTarget) list(buf []byte) (int, error) {
 	if t.fd >= 0 {
 		return unix.Flistxattr(t.fd, buf)
+	}
+	if t.cname != nil {
+		return listxattratC(t.dirfd, t.name, t.cname, unix.AT_SYMLINK_NOFOLLOW, buf)
 	}
 	return listxattrat(t.dirfd, t.name, unix.AT_SYMLINK_NOFOLLOW, buf)
 }

@@ -296,7 +296,14 @@ func (a *applier) open(p *plan, subs *subRoots) (*openFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, tmpName, err := sub.CreateTemp("", base)
+	// The temporary gets the file's permission bits (finishFile then
+	// rarely needs a chmod), but its group's bits only when the agent's
+	// group is the file's: until the chown, the group is the agent's.
+	perm := p.e.Mode
+	if p.e.Gid != r.egid {
+		perm &^= 0o070
+	}
+	f, tmpName, err := sub.CreateTempPerm("", base, perm)
 	if err != nil {
 		subs.put(dir)
 		return nil, err

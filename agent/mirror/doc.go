@@ -21,14 +21,18 @@
 // (skip / full / delta with its block hashes), batched, never per file, so
 // 50,000 small files cost a few dozen messages each way. Answers go to an
 // unbounded queue served by 4 sender workers: small files are read whole
-// and sent as one frame, large files in 1 MiB frames, several files
+// (fsys.Root.ReadRegular: openat, fstat, one pread, fstat, close) and sent
+// as one frame, large files in 256 KiB frames, several files
 // interleaved. Buffered writes are flushed every 2 ms.
 //
 // Target: the reader dispatches entry batches to the planner (which stats
 // each batch in parallel, creates directories, symlinks and special files
 // at once and decides for regular files; a hash pool computes block
 // hashes) and data frames to 4 apply workers by file id (frames of one
-// file stay in order). Every file is written to a temporary name
+// file stay in order). Every file is written to a temporary name, created
+// with its final permission bits (fsys.Root.CreateTempPerm, so that the
+// metadata step usually needs no chmod, nor a chown when the agent runs as
+// the file's owner)
 // (".ferry.<name>.<random>") in its directory, gets its size, owner, mode,
 // xattrs, ACLs, capabilities and times through the open fd, and is renamed
 // over the final name: a partially written file is never visible under its

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ferry-migrate/ferry/agent/fsys"
 	"github.com/ferry-migrate/ferry/agent/wire"
@@ -90,64 +91,120 @@ var tempRE = regexp.MustCompile(`^\.ferry\..*\.[0-9a-f]{16}$`)
 // source does not have are kept, deleted or moved per the policy. Excluded
 // paths, paths the source could not read, the orphan directory and
 // checkpointed temporaries are left alone.
+//
+// The walk only reads (a few workers list directories in parallel: on a
+// no-change run it is most of the receiver's work after the last answer);
+// what it found is then acted on in path order by this goroutine.
 func (r *Receiver) orphans(ctx context.Context) error {
 	opts := &r.Job.Opts
 	var moveDir string
 	if opts.Orphans == wire.OrphansMove {
 		moveDir = strings.Trim(path.Clean(opts.OrphanDir), "/")
 	}
-	var walk func(dir string) error
-	walk = func(dir string) error {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
+	type hit struct {
+		rel  string
+		temp bool
+	}
+	var (
+		mu      sync.Mutex
+		hits    []hit
+		pending = 1 // directories queued or being listed
+	)
+	dirs := newQueue[string]()
+	dirs.Push("")
+	list := func(dir string) (subdirs []string, found []hit) {
 		f, err := r.root.OpenDir(dir)
 		if err != nil {
 			r.objErr(dir, err)
-			return nil
+			return nil, nil
 		}
 		names, err := fsys.ReadDir(int(f.Fd()))
 		f.Close()
 		if err != nil {
 			r.objErr(dir, err)
-			return nil
+			return nil, nil
 		}
+		seen := r.seenIn(dir)
 		for _, n := range names {
-			rel := joinRel(dir, n.Path)
-			if _, ok := r.seen[rel]; ok {
+			// names and seen are both sorted: merge.
+			for len(seen) > 0 && seen[0] < n.Path {
+				seen = seen[1:]
+			}
+			if len(seen) > 0 && seen[0] == n.Path {
 				if n.Type == fsys.TypeDir {
-					if err := walk(rel); err != nil {
-						return err
-					}
+					subdirs = append(subdirs, joinRel(dir, n.Path))
 				}
 				continue
 			}
+			rel := joinRel(dir, n.Path)
 			if tempRE.MatchString(n.Path) {
-				if !r.ckpt.tmpInUse(rel) {
-					if err := r.root.RemoveAll(rel); err == nil {
-						r.sum.TempsCleaned++
-					}
-				}
+				found = append(found, hit{rel: rel, temp: true})
 				continue
 			}
 			if r.skipped[rel] || r.filter.ExcludedName(rel) || rel == moveDir {
 				continue
 			}
-			r.sum.OrphansFound++
-			switch opts.Orphans {
-			case wire.OrphansDelete:
-				if err := r.root.RemoveAll(rel); err != nil {
-					r.objErr(rel, err)
-				} else {
-					r.sum.OrphansRemoved++
-				}
-			case wire.OrphansMove:
-				r.moveOrphan(rel, moveDir)
-			}
+			found = append(found, hit{rel: rel})
 		}
-		return nil
+		return subdirs, found
 	}
-	return walk("")
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				dir, ok := dirs.Pop()
+				if !ok {
+					return
+				}
+				var subdirs []string
+				var found []hit
+				if ctx.Err() == nil {
+					subdirs, found = list(dir)
+				}
+				mu.Lock()
+				hits = append(hits, found...)
+				pending += len(subdirs) - 1
+				for _, d := range subdirs {
+					dirs.Push(d)
+				}
+				if pending == 0 {
+					dirs.Close()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].rel < hits[j].rel })
+	for _, h := range hits {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		rel := h.rel
+		if h.temp {
+			if !r.ckpt.tmpInUse(rel) {
+				if err := r.root.RemoveAll(rel); err == nil {
+					r.sum.TempsCleaned++
+				}
+			}
+			continue
+		}
+		r.sum.OrphansFound++
+		switch opts.Orphans {
+		case wire.OrphansDelete:
+			if err := r.root.RemoveAll(rel); err != nil {
+				r.objErr(rel, err)
+			} else {
+				r.sum.OrphansRemoved++
+			}
+		case wire.OrphansMove:
+			r.moveOrphan(rel, moveDir)
+		}
+	}
+	return nil
 }
 
 // moveOrphan moves rel to moveDir/rel (creating parents).

@@ -19,8 +19,13 @@ const (
 	// progress is recorded (and, at most every 30 s, a background
 	// fdatasync started).
 	DefaultCheckpointBytes = 16 << 20
-	// frameSize is the payload size of Data frames of large files.
-	frameSize = 1 << 20
+	// frameSize is the payload size of Data frames of large files. 256
+	// KiB keeps a frame in the CPU's L2 cache between the read and the
+	// encryption on the source, and between the decryption and the write
+	// on the target: mirroring 2 x 1 GiB on loopback cost both agents
+	// 4.1-4.5 s of CPU with 128 or 256 KiB frames, 5.2 s with 512 KiB and
+	// 5.9 s with 1 MiB (interleaved runs on the 2-core bench machine).
+	frameSize = 256 << 10
 	// smallFile is the size up to which a file is read whole and sent as
 	// one frame by one worker.
 	smallFile = 1 << 20

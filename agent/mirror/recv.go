@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,11 +37,22 @@ type Receiver struct {
 	// files need no Lstat (the planner's; read by prefetch while the
 	// planner waits for it).
 	created map[string]bool
+	// egid is the agent's effective group: the group of the temporaries
+	// it creates until their metadata is applied.
+	egid uint32
 	// prevClean: the job's previous run here completed, so no temporary
 	// of it is left and, with orphans kept, the orphan walk can be skipped.
 	prevClean bool
 	ckpt      *checkpoints
 	filter    *Filter
+	// seen holds, by directory, the names the source listed in it (the
+	// planner's; the orphan walk reads it after the planner ended). The
+	// source sends a directory's children together and sorted, so a name
+	// is an append to the current directory's list, not a map insert of
+	// its whole path (which was 4% of a no-change run's CPU).
+	seen     map[string]*seenNames
+	seenDir  string
+	seenLast *seenNames
 
 	// Guarded by mu.
 	mu      sync.Mutex
@@ -47,10 +60,48 @@ type Receiver struct {
 	needs   []wire.Need
 	errs    []Skip
 	sum     TargetSummary
-	seen    map[string]struct{}
 	dirs    []fsys.Entry // directories, for their metadata at the end
 	links   []wire.FileEntry
 	skipped map[string]bool // source paths the source could not read
+}
+
+// seenNames are the names the source listed in one directory.
+type seenNames struct {
+	names  []string
+	sorted bool // names checked (and if need be sorted) by the orphan walk
+}
+
+// markSeen records that the source has rel (the planner's).
+func (r *Receiver) markSeen(rel string) {
+	if rel == "" {
+		return
+	}
+	dir, name := splitRel(rel)
+	if r.seenLast == nil || dir != r.seenDir {
+		l := r.seen[dir]
+		if l == nil {
+			l = &seenNames{}
+			r.seen[dir] = l
+		}
+		r.seenLast, r.seenDir = l, dir
+	}
+	r.seenLast.names = append(r.seenLast.names, name)
+}
+
+// seenIn returns the names the source listed in dir, sorted. Called by
+// the orphan walk (each directory by one worker) after planning ended.
+func (r *Receiver) seenIn(dir string) []string {
+	l := r.seen[dir]
+	if l == nil {
+		return nil
+	}
+	if !l.sorted {
+		if !slices.IsSorted(l.names) {
+			slices.Sort(l.names) // a sender that does not sort: still correct
+		}
+		l.sorted = true
+	}
+	return l.names
 }
 
 // plan is what the receiver decided for one regular file.
@@ -106,9 +157,10 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 		return TargetSummary{}, err
 	}
 	r.prevClean = r.ckpt.takeClean()
+	r.egid = uint32(os.Getegid())
 	r.plans = map[uint64]*plan{}
 	r.created = map[string]bool{}
-	r.seen = map[string]struct{}{}
+	r.seen = map[string]*seenNames{}
 	r.skipped = map[string]bool{}
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -44,8 +44,14 @@ type Sender struct {
 	c    counters
 
 	// Guarded by mu.
-	mu      sync.Mutex
-	pending map[uint64]*fsys.Entry // regular files announced, not yet answered
+	mu sync.Mutex
+	// pending holds the regular files announced and not yet answered, by
+	// id: pending[id-pendingBase] (nil for other entries and answered
+	// files). IDs are dense and answered roughly in order, so a slice
+	// trimmed at its front replaces a map (a map insert, lookup and delete
+	// per file were 5% of a no-change scan's CPU).
+	pending     []*fsys.Entry
+	pendingBase uint64
 }
 
 // sendItem is one file the target asked for.
@@ -80,7 +86,7 @@ func (s *Sender) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return Summary{}, fmt.Errorf("stat source root: %w", err)
 	}
-	s.pending = map[uint64]*fsys.Entry{}
+	s.pending, s.pendingBase = nil, 1
 	filter := NewFilter(&s.Job.Opts, s.Job.Root, s.DataDir, rootEntry.Dev)
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -237,10 +243,19 @@ func (s *Sender) announce(ctx context.Context, in <-chan []fsys.Entry) error {
 	links := map[devIno]string{}
 	var next uint64
 	batch := &wire.EntryBatch{}
+	// ptrs are the pending slots of the batch's entries (ids next-len+1 ..
+	// next), published before the batch is sent: an answer can only
+	// follow the batch.
+	var ptrs []*fsys.Entry
 	flush := func() error {
 		if len(batch.Entries) == 0 {
 			return nil
 		}
+		s.mu.Lock()
+		s.pending = append(s.pending, ptrs...)
+		s.mu.Unlock()
+		clear(ptrs)
+		ptrs = ptrs[:0]
 		err := s.Conn.WriteMsg(batch)
 		batch.Entries = batch.Entries[:0]
 		if err != nil {
@@ -253,6 +268,7 @@ func (s *Sender) announce(ctx context.Context, in <-chan []fsys.Entry) error {
 			e := &entries[i]
 			next++
 			fe := wire.FileEntry{ID: next, Entry: *e}
+			var slot *fsys.Entry
 			switch e.Type {
 			case fsys.TypeFile:
 				if e.Nlink > 1 {
@@ -269,9 +285,7 @@ func (s *Sender) announce(ctx context.Context, in <-chan []fsys.Entry) error {
 				if h, ok := s.sc.hashes.LoadAndDelete(e.Path); ok {
 					fe.Hash = h.([]byte)
 				}
-				s.mu.Lock()
-				s.pending[next] = e
-				s.mu.Unlock()
+				slot = e
 			case fsys.TypeDir:
 				s.c.dirs.Add(1)
 			case fsys.TypeSymlink:
@@ -280,6 +294,7 @@ func (s *Sender) announce(ctx context.Context, in <-chan []fsys.Entry) error {
 				s.c.specials.Add(1)
 			}
 			batch.Entries = append(batch.Entries, fe)
+			ptrs = append(ptrs, slot)
 			if len(batch.Entries) == 1024 {
 				if err := flush(); err != nil {
 					return err
@@ -303,6 +318,24 @@ func (s *Sender) announce(ctx context.Context, in <-chan []fsys.Entry) error {
 	return nil
 }
 
+// takePending returns and forgets the pending file of id (nil if there is
+// none: an unknown or already answered id).
+func (s *Sender) takePending(id uint64) *fsys.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id < s.pendingBase || id-s.pendingBase >= uint64(len(s.pending)) {
+		return nil
+	}
+	i := id - s.pendingBase
+	e := s.pending[i]
+	s.pending[i] = nil
+	for len(s.pending) > 0 && s.pending[0] == nil {
+		s.pending = s.pending[1:]
+		s.pendingBase++
+	}
+	return e
+}
+
 // readAnswers reads the target's messages until JobDone: NeedBatch items go
 // to work (closed after the last batch).
 func (s *Sender) readAnswers(ctx context.Context, work *queue[sendItem]) (*wire.JobDone, error) {
@@ -317,10 +350,7 @@ func (s *Sender) readAnswers(ctx context.Context, work *queue[sendItem]) (*wire.
 		switch m := m.(type) {
 		case *wire.NeedBatch:
 			for _, n := range m.Items {
-				s.mu.Lock()
-				e := s.pending[n.ID]
-				delete(s.pending, n.ID)
-				s.mu.Unlock()
+				e := s.takePending(n.ID)
 				if e == nil {
 					return nil, fmt.Errorf("%w: target answered unknown file id %d", wire.ErrProtocol, n.ID)
 				}

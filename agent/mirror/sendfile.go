@@ -22,18 +22,18 @@ func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte, subs *su
 	if s.openHook != nil {
 		err = s.openHook(e.Path)
 	}
-	if err == nil {
-		f, err = openVia(subs, e.Path)
-	}
 	if err != nil {
 		return s.readFailed(it, err)
 	}
-	defer f.Close()
 	if it.need.Action == wire.NeedFull && e.Size < int64(len(buf)) {
-		if done, err := s.sendWhole(ctx, it, f, buf); done || err != nil {
+		if done, err := s.sendWhole(ctx, it, subs, buf); done || err != nil {
 			return err
 		}
 	}
+	if f, err = openVia(subs, e.Path); err != nil {
+		return s.readFailed(it, err)
+	}
+	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return s.readFailed(it, err)
@@ -79,25 +79,22 @@ func (s *Sender) sendFile(ctx context.Context, it sendItem, buf []byte, subs *su
 	return nil
 }
 
-// sendWhole sends a file that fits one frame with one read and one fstat
-// (the common small file): it reads one byte more than the scan saw, then
-// checks size and mtime; a file that grew, shrank or was touched is
-// reported as changed. It returns done=false, having sent nothing, for a
-// sparse file (the general path keeps its holes).
-func (s *Sender) sendWhole(ctx context.Context, it sendItem, f *os.File, buf []byte) (done bool, err error) {
+// sendWhole sends a file that fits one frame with one read (the common
+// small file), through raw file descriptors (Root.ReadRegular: openat,
+// fstat, pread, fstat, close). It reads exactly the size the scan saw and
+// checks size and mtime after the read; a file that grew, shrank or was
+// touched is reported as changed. It returns done=false, having sent
+// nothing, for a sparse file (the general path keeps its holes).
+func (s *Sender) sendWhole(ctx context.Context, it sendItem, subs *subRoots, buf []byte) (done bool, err error) {
 	e := it.e
-	n, rerr := f.ReadAt(buf[:e.Size+1], 0)
-	if rerr != nil && rerr != io.EOF {
+	n, st, rerr := readVia(subs, e.Path, buf[:e.Size])
+	if rerr != nil {
 		return true, s.readFailed(it, rerr)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return true, s.readFailed(it, err)
-	}
-	if int64(n) != e.Size || st.Size != e.Size || st.Mtim.Nano() != e.MtimeNs {
+	if int64(n) != e.Size || st.Size != e.Size || st.MtimeNs != e.MtimeNs {
 		return true, s.changed(it)
 	}
-	if st.Blocks*512 < st.Size {
+	if st.Allocated < st.Size {
 		return false, nil
 	}
 	if n > 0 {
@@ -251,6 +248,21 @@ func (s *Sender) changed(it sendItem) error {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
+}
+
+// readVia is Root.ReadRegular through the cached Root of rel's directory.
+func readVia(subs *subRoots, rel string, buf []byte) (int, fsys.FileStat, error) {
+	dir, name := splitRel(rel)
+	sub, err := subs.get(dir)
+	if err != nil {
+		return subs.root.ReadRegular(rel, buf) // the precise error
+	}
+	defer subs.put(dir)
+	n, st, err := sub.ReadRegular(name, buf)
+	if err != nil {
+		return n, st, &os.PathError{Op: "read", Path: rel, Err: unwrapPath(err)}
+	}
+	return n, st, nil
 }
 
 // openVia opens rel for reading through the cached Root of its directory
