@@ -17,8 +17,15 @@ import (
 // full buffer. wire.Conn flushes it after its own buffer
 // (wire.Conn.SetTransportFlush), so message boundaries that are flushed
 // still go out at once.
+//
+// Reads go through a buffer of the same size: crypto/tls reads a record
+// header, then its body, each with its own read(2); one read now takes
+// whatever the socket holds, up to 256 KiB (a read never waits for more
+// than is there, so the handshake is not held up). Only the TLS reader
+// reads.
 type recordBuffer struct {
 	net.Conn
+	r *bufio.Reader
 
 	// Guarded by mu.
 	mu sync.Mutex
@@ -28,7 +35,12 @@ type recordBuffer struct {
 // recordBufferSize is the socket write size for bulk data.
 const recordBufferSize = 256 << 10
 
-func newRecordBuffer(nc net.Conn) *recordBuffer { return &recordBuffer{Conn: nc} }
+func newRecordBuffer(nc net.Conn) *recordBuffer {
+	return &recordBuffer{Conn: nc, r: bufio.NewReaderSize(nc, recordBufferSize)}
+}
+
+// Read reads through the read buffer.
+func (b *recordBuffer) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // enable starts buffering (call after the TLS handshake).
 func (b *recordBuffer) enable() {

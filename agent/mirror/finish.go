@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ func (r *Receiver) finish(ctx context.Context) error {
 		}
 		r.applyLink(l)
 	}
+	r.dropUnresumable()
 	if r.Job.Opts.Orphans != wire.OrphansKeep || !r.prevClean {
 		if err := r.orphans(ctx); err != nil {
 			return err
@@ -228,4 +230,18 @@ func (r *Receiver) moveOrphan(rel, moveDir string) {
 		return
 	}
 	r.sum.OrphansMoved++
+}
+
+// dropUnresumable forgets the checkpoints of files this complete run was
+// not sent (gone from the source, or excluded now): no later run can
+// resume them, and the orphan walk then removes their temporaries instead
+// of keeping them for ever.
+func (r *Receiver) dropUnresumable() {
+	for _, p := range r.ckpt.all() {
+		dir, name := splitRel(p.Path)
+		if _, ok := slices.BinarySearch(r.seenIn(dir), name); ok || r.skipped[p.Path] {
+			continue
+		}
+		r.ckpt.remove(p.Path)
+	}
 }
