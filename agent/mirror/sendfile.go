@@ -133,6 +133,8 @@ func (s *Sender) write(ctx context.Context, id uint64, off int64, p []byte) erro
 // everything from ValidLen on.
 func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, sparse bool, buf []byte) (sent, prefixSent int64, err error) {
 	size := it.e.Size
+	var streamed int64 // counted in progress until the file is done
+	defer func() { s.c.streaming.Add(-streamed) }()
 	from := int64(0)
 	if it.need.Action == wire.NeedDelta {
 		valid := min(it.need.ValidLen, size)
@@ -221,6 +223,8 @@ func (s *Sender) streamContent(ctx context.Context, it sendItem, f *os.File, spa
 			}
 			sent += int64(l)
 			off += int64(l)
+			streamed += int64(l)
+			s.c.streaming.Add(int64(l))
 		}
 	}
 	return sent, prefixSent, nil

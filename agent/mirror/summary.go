@@ -65,13 +65,16 @@ type Progress = wire.Progress
 type counters struct {
 	filesTotal, bytesTotal atomic.Int64
 	filesDone, bytesDone   atomic.Int64
-	scanDone               atomic.Bool
-	filesSent, bytesSent   atomic.Int64
-	upToDate, delta        atomic.Int64
-	resumedFiles           atomic.Int64
-	resumedBytes           atomic.Int64
-	dirs, symlinks         atomic.Int64
-	specials, hardlinks    atomic.Int64
+	// streaming counts the bytes streamed so far of large files not yet
+	// done, so that progress moves within a big file.
+	streaming            atomic.Int64
+	scanDone             atomic.Bool
+	filesSent, bytesSent atomic.Int64
+	upToDate, delta      atomic.Int64
+	resumedFiles         atomic.Int64
+	resumedBytes         atomic.Int64
+	dirs, symlinks       atomic.Int64
+	specials, hardlinks  atomic.Int64
 
 	mu      sync.Mutex
 	skipped []Skip // guarded by mu
@@ -86,6 +89,6 @@ func (c *counters) skip(path, reason string) {
 func (c *counters) progress(wireBytes int64) Progress {
 	return Progress{
 		FilesTotal: c.filesTotal.Load(), BytesTotal: c.bytesTotal.Load(), ScanDone: c.scanDone.Load(),
-		FilesDone: c.filesDone.Load(), BytesDone: c.bytesDone.Load(), WireBytes: wireBytes,
+		FilesDone: c.filesDone.Load(), BytesDone: c.bytesDone.Load() + c.streaming.Load(), WireBytes: wireBytes,
 	}
 }
