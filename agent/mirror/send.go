@@ -130,7 +130,7 @@ func (s *Sender) Run(ctx context.Context) (Summary, error) {
 	var workers sync.WaitGroup
 	for range s.Workers {
 		workers.Go(func() {
-			buf := make([]byte, frameSizeFor(&s.Job.Opts))
+			buf := make([]byte, frameSize)
 			subs := &subRoots{root: root}
 			defer subs.closeAll()
 			for {

@@ -24,7 +24,7 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "small data sets (5,000 files, 2 x 128 MiB, 128 MiB delta)")
 	cache := flag.String("cache", filepath.Join(os.TempDir(), "ferry-bench"), "where data sets and targets live")
-	only := flag.String("only", "small,large,delta", "comma-separated scenarios to run")
+	only := flag.String("only", "small,large,delta,transfer", "comma-separated scenarios to run")
 	reps := flag.Int("reps", 5, "repetitions of each transfer configuration (interleaved; the table shows medians)")
 	ferryBin := flag.String("ferry", "", "use this ferry binary instead of building ./cmd/ferry (e.g. to compare builds)")
 	buildOnly := flag.Bool("build-only", false, "only build the data sets (run in a child process so that the\nmeasuring process stays small: a child's peak RSS starts from its parent's)")
