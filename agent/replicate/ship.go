@@ -156,11 +156,9 @@ func (sh *shipper) session(ctx context.Context) error {
 		}
 		if wait := coalesceWait(recs, time.Now(), sh.hot); wait > 0 {
 			// Content is being written right now: let the writes of the
-			// next moment join this batch and ship once.
-			sleep(sctx, wait)
-			if more, err := s.j.Read(next, ReadBatch); err == nil && len(more) >= len(recs) {
-				recs = more
-			}
+			// next moment join this batch and ship once; a change to any
+			// other file that arrives meanwhile ends the wait.
+			recs = sh.holdFor(sctx, next, recs, time.Now().Add(wait))
 		}
 		last := recs[len(recs)-1].Seq
 		sh.noteWrites(recs)
@@ -303,6 +301,29 @@ func coalesceWait(recs []journal.Record, now time.Time, hot map[string]int64) ti
 	}
 	age := now.Sub(time.Unix(0, recs[len(recs)-1].Time))
 	return min(max(CoalesceDelay-age, 0), CoalesceDelay)
+}
+
+// holdPoll is how often a held batch looks for records that end the hold.
+const holdPoll = 2 * time.Millisecond
+
+// holdFor holds the batch recs (read from next) until deadline, reading
+// what joins it; it returns early with the longer batch when a record
+// that coalesceWait would not hold (a write to a cold file, a create, a
+// rename...) joins, or the batch is full.
+func (sh *shipper) holdFor(ctx context.Context, next uint64, recs []journal.Record, deadline time.Time) []journal.Record {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		sleep(ctx, min(holdPoll, time.Until(deadline)))
+		more, err := sh.s.j.Read(next, ReadBatch)
+		if err != nil || len(more) <= len(recs) {
+			continue
+		}
+		added := more[len(recs):]
+		recs = more
+		if len(recs) >= ReadBatch || coalesceWait(added, time.Now(), sh.hot) == 0 {
+			break
+		}
+	}
+	return recs
 }
 
 // noteWrites records the capture times of the content writes in recs.

@@ -52,11 +52,13 @@ func (sh *shipper) sampledAppend(f *os.File, base *fileHashes, size, mtime int64
 	if base.sw != nil && base.sw.mismatch {
 		return false
 	}
-	if size < base.size || size == base.size && mtime != base.mtime || len(base.hashes) == 0 {
+	if size < base.size || size == base.size && mtime != base.mtime && base.sw == nil || len(base.hashes) == 0 {
 		// Not grown but written: a change in place ships as a delta at
-		// once. (The same size and mtime is a record of a write the last
-		// ship already read, or one within the same clock tick: the sweep
-		// covers that.)
+		// once. The same size and mtime is a record of a write the last
+		// ship already read, or one within the same clock tick; the same
+		// size with a new mtime in a file being appended to is an append
+		// caught between its mtime and its size update (write(2) sets the
+		// mtime first). The sweep covers both.
 		return false
 	}
 	bs := base.bs
