@@ -262,30 +262,10 @@ func (s *appliedState) persist(root *fsys.Root, seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("syncfs: %w", err)
 	}
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], seq)
-	if _, err := f.Write(b[:]); err != nil {
-		f.Close()
+	if err := writeDurably(s.path, b[:]); err != nil {
 		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(s.path)); err == nil {
-		dir.Sync()
-		dir.Close()
 	}
 	s.seq = seq
 	return nil

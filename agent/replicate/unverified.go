@@ -109,12 +109,26 @@ func (u *unverifiedSet) writeLocked() error {
 		b.WriteString(p)
 		b.WriteByte(0)
 	}
-	tmp := u.file + ".tmp"
+	if err := writeDurably(u.file, b.Bytes()); err != nil {
+		return err
+	}
+	clear(u.written)
+	for p := range u.live {
+		u.written[p] = true
+	}
+	return nil
+}
+
+// writeDurably replaces file with data so that either the old or the new
+// content survives a crash: a temporary file written and fsync'd, renamed
+// over file, and the directory fsync'd.
+func writeDurably(file string, data []byte) error {
+	tmp := file + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b.Bytes()); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
 	}
@@ -125,16 +139,12 @@ func (u *unverifiedSet) writeLocked() error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, u.file); err != nil {
+	if err := os.Rename(tmp, file); err != nil {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(u.file)); err == nil {
+	if d, err := os.Open(filepath.Dir(file)); err == nil {
 		d.Sync()
 		d.Close()
-	}
-	clear(u.written)
-	for p := range u.live {
-		u.written[p] = true
 	}
 	return nil
 }
