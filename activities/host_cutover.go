@@ -14,6 +14,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
 )
 
 // CutoverInput names the job whose replica goes live on this target host.
@@ -278,31 +280,7 @@ func readCutoverState(l Layout) (cutoverState, bool, error) {
 // fsync of the directory) before any swap.
 func writeCutoverState(l Layout, st cutoverState) error {
 	b, _ := json.Marshal(st)
-	tmp := l.stateFile() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, l.stateFile()); err != nil {
-		return err
-	}
-	d, err := os.Open(l.Staging())
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsys.WriteFileDurable(l.stateFile(), b, 0o600)
 }
 
 // DiscardJobInput names the job whose staging directory is removed.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/ferry-migrate/ferry/agent/codec"
+	"github.com/ferry-migrate/ferry/agent/fsys"
 	"github.com/ferry-migrate/ferry/agent/replicate"
 	"github.com/ferry-migrate/ferry/agent/seal"
 	"github.com/ferry-migrate/ferry/agent/wire"
@@ -53,25 +54,9 @@ func (a *Agent) prepareSync(m *wire.SyncPrepare) error {
 	b.WriteString(pl.Cipher.String())
 	b.WriteByte('\n')
 	b.Write(pl.Secret)
-	path := filepath.Join(dir, syncPayloadFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("sync state: %w", err)
-	}
-	_, err = f.Write(b.Bytes())
+	err = fsys.WriteFileDurable(filepath.Join(dir, syncPayloadFile), b.Bytes(), 0o600)
 	clear(b.Bytes())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("sync state: store payload options: %w", err)
 	}
 	return nil

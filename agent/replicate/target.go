@@ -264,7 +264,7 @@ func (s *appliedState) persist(root *fsys.Root, seq uint64) error {
 	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], seq)
-	if err := writeDurably(s.path, b[:]); err != nil {
+	if err := fsys.WriteFileDurable(s.path, b[:], 0o600); err != nil {
 		return err
 	}
 	s.seq = seq

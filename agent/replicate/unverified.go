@@ -5,9 +5,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
 )
 
 // unverifiedSet is the durable list of files whose appends were shipped on
@@ -109,42 +110,12 @@ func (u *unverifiedSet) writeLocked() error {
 		b.WriteString(p)
 		b.WriteByte(0)
 	}
-	if err := writeDurably(u.file, b.Bytes()); err != nil {
+	if err := fsys.WriteFileDurable(u.file, b.Bytes(), 0o600); err != nil {
 		return err
 	}
 	clear(u.written)
 	for p := range u.live {
 		u.written[p] = true
-	}
-	return nil
-}
-
-// writeDurably replaces file with data so that either the old or the new
-// content survives a crash: a temporary file written and fsync'd, renamed
-// over file, and the directory fsync'd.
-func writeDurably(file string, data []byte) error {
-	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(file)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
