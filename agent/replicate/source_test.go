@@ -152,6 +152,23 @@ func newLibrarySourceWith(t *testing.T, src, dst string, edit func(*replicate.So
 	return s, ctl, from, to
 }
 
+// drainedIdentical waits until everything changed on the source so far is
+// applied (WaitDrained) and reports every difference the mirror's verify
+// still finds between the trees, naming the step.
+func drainedIdentical(t *testing.T, ctx context.Context, s *replicate.Source, ctl *agent.Controller, from, to agent.Endpoint, step string) {
+	t.Helper()
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("%s: difference %+v", step, d)
+	}
+}
+
 // TestLargeFileDelta: a block overwritten in a large file ships about one
 // block, an append ships about the appended bytes (applied in place), and
 // the trees stay identical.
@@ -175,16 +192,7 @@ func TestLargeFileDelta(t *testing.T) {
 		t.Helper()
 		before := s.Stats().ContentBytes
 		change()
-		if err := s.WaitDrained(ctx); err != nil {
-			t.Fatal(err)
-		}
-		diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range diffs {
-			t.Errorf("%s: difference %+v", what, d)
-		}
+		drainedIdentical(t, ctx, s, ctl, from, to, what)
 		sent := s.Stats().ContentBytes - before
 		t.Logf("%s: %d content bytes shipped", what, sent)
 		if sent > maxBytes {

@@ -11,7 +11,6 @@ import (
 
 	_ "modernc.org/sqlite" // the workload's database engine
 
-	"github.com/ferry-migrate/ferry/agent/mirror"
 )
 
 // TestSQLiteWorkloadBytes measures the content bytes the sync ships for a
@@ -71,16 +70,7 @@ func TestSQLiteWorkloadBytes(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WaitDrained(ctx); err != nil {
-		t.Fatal(err)
-	}
-	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range diffs {
-		t.Errorf("difference: %+v", d)
-	}
+	drainedIdentical(t, ctx, s, ctl, from, to, "after the writer")
 	fi, _ := os.Stat(dbPath)
 	sent := s.Stats().ContentBytes - before
 	t.Logf("%d commits, db %d bytes, WAL reached %d bytes: %d content bytes shipped (%.1f KiB a commit)",
@@ -135,16 +125,7 @@ func TestDeltaUnderLiveWriter(t *testing.T) {
 		}
 	}
 	f.Close()
-	if err := s.WaitDrained(ctx); err != nil {
-		t.Fatal(err)
-	}
-	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range diffs {
-		t.Errorf("difference: %+v", d)
-	}
+	drainedIdentical(t, ctx, s, ctl, from, to, "after the writer")
 	st := s.Stats()
 	t.Logf("%d page writes: %d content bytes shipped, %d reconnects", writes, st.ContentBytes, st.Reconnects)
 	if st.Reconnects != 0 {

@@ -60,16 +60,7 @@ func TestAppendWithHiddenMiddleWrite(t *testing.T) {
 	if _, err := f.WriteAt(data[:1<<20], size); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WaitDrained(ctx); err != nil {
-		t.Fatal(err)
-	}
-	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range diffs {
-		t.Errorf("difference after the drain: %+v", d)
-	}
+	drainedIdentical(t, ctx, s, ctl, from, to, "after the drain")
 	sent := s.Stats().ContentBytes - before
 	t.Logf("append + hidden write: %d content bytes shipped", sent)
 	if max := int64(1<<20 + 2*replicate.BlockSize); sent > max {
@@ -181,11 +172,5 @@ func TestGrowthPastBlockCount(t *testing.T) {
 	if max := grown + 4*replicate.BlockSize; sent > max {
 		t.Errorf("shipped %d bytes for %d appended, want at most %d", sent, grown, max)
 	}
-	diffs, err := ctl.Verify(ctx, from, to, mirror.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range diffs {
-		t.Errorf("difference: %+v", d)
-	}
+	drainedIdentical(t, ctx, s, ctl, from, to, "after the growth")
 }
