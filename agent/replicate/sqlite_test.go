@@ -10,7 +10,6 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the workload's database engine
-
 )
 
 // TestSQLiteWorkloadBytes measures the content bytes the sync ships for a
