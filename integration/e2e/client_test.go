@@ -211,17 +211,30 @@ func (f *follower) waitState(t *testing.T, timeout time.Duration, states ...stri
 // checkJobMetrics asserts that /metrics exports the syncing job's live
 // status: its state, that the status was read, and its replication lag
 // and backlog.
+//
+// The live status is a workflow query, which needs a worker: right after a
+// fault that killed the worker, a scrape rightly reports
+// ferry_job_status_up 0 while the restarted worker replays the workflow.
+// The check scrapes until the status is up again (a Prometheus scraping
+// every 15 s sees the same), for at most two minutes.
 func checkJobMetrics(t *testing.T, a *api, jobID string) {
 	t.Helper()
-	code, body := a.do("GET", "/metrics", nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET /metrics: %d", code)
-	}
-	series := map[string]string{}
-	for line := range strings.Lines(string(body)) {
-		if name, rest, ok := strings.Cut(strings.TrimSpace(line), "{"); ok && strings.Contains(rest, `job="`+jobID+`"`) {
-			labels, value, _ := strings.Cut(rest, "} ")
-			series[name+"{"+labels+"}"] = value
+	up := `ferry_job_status_up{job="` + jobID + `"}`
+	var series map[string]string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(2 * time.Second) {
+		code, body := a.do("GET", "/metrics", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d", code)
+		}
+		series = map[string]string{}
+		for line := range strings.Lines(string(body)) {
+			if name, rest, ok := strings.Cut(strings.TrimSpace(line), "{"); ok && strings.Contains(rest, `job="`+jobID+`"`) {
+				labels, value, _ := strings.Cut(rest, "} ")
+				series[name+"{"+labels+"}"] = value
+			}
+		}
+		if series[up] == "1" || time.Now().After(deadline) {
+			break
 		}
 	}
 	want := []string{`ferry_job_status_up{job="` + jobID + `"}`, `ferry_job_sync_lag_seconds{job="` + jobID + `"}`,
@@ -231,7 +244,7 @@ func checkJobMetrics(t *testing.T, a *api, jobID string) {
 			t.Errorf("/metrics lacks %s (job series: %v)", k, series)
 		}
 	}
-	if v := series[`ferry_job_status_up{job="`+jobID+`"}`]; v != "1" {
+	if v := series[up]; v != "1" {
 		t.Errorf("ferry_job_status_up = %q, want 1", v)
 	}
 	found := false
