@@ -4,10 +4,12 @@
 // Captured changes are appended as records with consecutive sequence numbers
 // to segment files. Appends are made durable by a background group commit:
 // one fdatasync covers every record written since the previous one, so many
-// appends share the cost of a flush. Readers (the shipper) only ever see
-// durable records, so a sequence number a target acknowledges can never be
-// reused after a crash. The target's acknowledgement is persisted and whole
-// segments below it are deleted. The journal is bounded: an Append that would
+// appends share the cost of a flush. Read returns durable records only;
+// ReadWritten also returns records written but not yet flushed, which
+// survive kill -9 of the process but not a power loss: a reader that hands
+// those on tells a lost number from a reused one through Opened (see
+// ahead.go). Acknowledgements are accepted for durable records only; they
+// are persisted and whole segments below them are deleted. The journal is bounded: an Append that would
 // grow it past MaxBytes fails with ErrFull, and the caller must remirror and
 // then Reset.
 //
@@ -22,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -111,6 +114,11 @@ type Journal struct {
 	closed bool
 	// durableCh is closed (and replaced) whenever durable advances.
 	durableCh chan struct{}
+	// writtenCh is closed (and replaced) whenever written advances.
+	writtenCh chan struct{}
+	// epoch identifies this opening of the journal; openLast is the last
+	// sequence number recovered when it was opened (see Opened).
+	epoch, openLast uint64
 	kick      chan bool // true: flush now, skipping SyncInterval
 	stopped   chan struct{}
 }
@@ -151,12 +159,14 @@ func Open(dir string, opts Options) (*Journal, error) {
 	j := &Journal{
 		dir: dir, maxBytes: opts.MaxBytes, segmentBytes: opts.SegmentBytes,
 		interval: opts.SyncInterval, log: opts.Logger,
-		durableCh: make(chan struct{}), kick: make(chan bool, 1), stopped: make(chan struct{}),
+		durableCh: make(chan struct{}), writtenCh: make(chan struct{}), kick: make(chan bool, 1), stopped: make(chan struct{}),
+		epoch: rand.Uint64() | 1,
 	}
 	if err := j.recover(); err != nil {
 		j.closeFiles()
 		return nil, err
 	}
+	j.openLast = j.next - 1
 	go j.syncLoop()
 	return j, nil
 }
@@ -232,6 +242,8 @@ func (j *Journal) Append(recs ...Record) (uint64, error) {
 	j.disk += n
 	j.cum = cum
 	j.written = j.next - 1
+	close(j.writtenCh)
+	j.writtenCh = make(chan struct{})
 	j.poke(false)
 	return j.written, nil
 }
@@ -334,6 +346,8 @@ func (j *Journal) Close() error {
 	j.closed = true
 	close(j.durableCh)
 	j.durableCh = make(chan struct{})
+	close(j.writtenCh)
+	j.writtenCh = make(chan struct{})
 	j.mu.Unlock()
 	j.poke(true)
 	<-j.stopped

@@ -100,7 +100,7 @@ func (sh *shipper) renamedLater(recs []journal.Record, i int, p string) bool {
 	for {
 		if !sh.peeked && len(recs) > 0 {
 			sh.peeked = true
-			sh.peek, _ = sh.s.j.Read(recs[len(recs)-1].Seq+1, 4*ReadBatch)
+			sh.peek, _ = sh.s.j.ReadWritten(recs[len(recs)-1].Seq+1, 4*ReadBatch)
 		}
 		if renamed, ok := explain(sh.peek); ok {
 			return renamed

@@ -189,47 +189,61 @@ func sleep(ctx context.Context, d time.Duration) {
 // codec on the connection, which then encodes every SyncChunk. Errors: the
 // target's refusal (a *wire.RemoteError; ErrPermission when the payload
 // keys or ciphers differ), or a dial or option error.
-func (s *Source) dialTarget(ctx context.Context) (*wire.Conn, uint64, error) {
+func (s *Source) dialTarget(ctx context.Context) (*wire.Conn, *wire.SyncAccepted, error) {
 	pl, err := codec.ParsePayload(s.cfg.Opts.Compress, s.cfg.Opts.Encrypt, s.cfg.Opts.Key)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sync payload options: %w", err)
+		return nil, nil, fmt.Errorf("sync payload options: %w", err)
 	}
 	salt, check, err := pl.Offer()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	c, err := s.cfg.Dial(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	opts := s.cfg.Opts
 	opts.Key = nil // the target has it from the controller
-	if err := c.Send(&wire.SyncAttach{JobID: s.cfg.JobID, Root: s.cfg.TargetRoot, Opts: opts, Salt: salt, KeyCheck: check}); err != nil {
+	epoch, _ := s.j.Opened()
+	if err := c.Send(&wire.SyncAttach{JobID: s.cfg.JobID, Root: s.cfg.TargetRoot, Opts: opts, Salt: salt, KeyCheck: check, Epoch: epoch}); err != nil {
 		c.Close()
-		return nil, 0, err
+		return nil, nil, err
 	}
 	acc, err := wire.Expect[*wire.SyncAccepted](c)
 	if err != nil {
 		c.Close()
-		return nil, 0, fmt.Errorf("sync attach: %w", err)
+		return nil, nil, fmt.Errorf("sync attach: %w", err)
 	}
 	tr, err := pl.Transform(salt, acc.Salt, true, wire.MaxDataPayload)
 	if err != nil {
 		c.Close()
-		return nil, 0, fmt.Errorf("sync attach: %w", err)
+		return nil, nil, fmt.Errorf("sync attach: %w", err)
 	}
 	if tr != nil {
 		c.SetCodec(tr) // its zstd coders hold no goroutines: the GC frees them with the connection
 	}
-	return c, acc.Applied, nil
+	return c, acc, nil
 }
 
 // startSeq returns where shipping resumes given the target's applied
-// number, acknowledging what the target applied. Right after a mirror the
-// target's number only matters when it lies inside the journal; otherwise
-// a target behind the journal's acknowledged point, or ahead of its last
-// record, lost its state or belongs to another journal: errRemirror.
-func (s *Source) startSeq(applied uint64, afterMirror bool) (uint64, error) {
+// number (recorded under the journal epoch epoch), acknowledging what the
+// target applied. Right after a mirror the target's number only matters
+// when it lies inside the journal; otherwise a target behind the journal's
+// acknowledged point, or ahead of its last record, lost its state or
+// belongs to another journal: errRemirror.
+//
+// Records ship before they are durable (journal.ReadWritten): after a
+// crash of this machine the target may have applied records the journal
+// lost, whose numbers new records then carry. A number above what the
+// journal recovered, taken under an earlier epoch, is such a lost record:
+// shipping resumes after what was recovered, and the mirror that follows
+// every restart covered the lost changes.
+func (s *Source) startSeq(applied, epoch uint64, afterMirror bool) (uint64, error) {
+	if cur, recovered := s.j.Opened(); epoch != cur && applied > recovered {
+		s.log.Info("sync: the target applied records lost in a crash of this host; resuming after the recovered ones",
+			"applied", applied, "recovered", recovered)
+		applied = recovered
+	}
 	acked, last := s.j.Acked(), s.j.Last()
 	inside := applied >= acked && applied <= last
 	if !inside {

@@ -125,7 +125,7 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 		defer tr.Close()
 		c.SetCodec(tr) // the source sends no SyncChunk before SyncAccepted
 	}
-	if err := c.Send(&wire.SyncAccepted{Applied: st.seq, Salt: salt}); err != nil {
+	if err := c.Send(&wire.SyncAccepted{Applied: st.seq, Salt: salt, Epoch: st.epoch}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -141,10 +141,15 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 	a := &applier{root: root, log: cfg.Log, temps: temps}
 	// applied is the Seq of the last complete record of this connection
 	// (the source ships in order; after a resync its numbering may restart
-	// below what an earlier connection applied).
-	var mu sync.Mutex // guards applied
-	applied := st.seq
-	sent := st.seq
+	// below what an earlier connection applied), recorded under the
+	// source journal's epoch (see journal.Opened).
+	var epoch uint64
+	if cfg.Attach != nil {
+		epoch = cfg.Attach.Epoch
+	}
+	var mu sync.Mutex // guards applied, appliedEpoch
+	applied, appliedEpoch := st.seq, st.epoch
+	sent, sentEpoch := st.seq, st.epoch
 	// flush makes what was applied durable and acknowledges it; false
 	// when the connection or the state file failed.
 	var flushMu sync.Mutex
@@ -152,12 +157,12 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 		flushMu.Lock()
 		defer flushMu.Unlock()
 		mu.Lock()
-		n := applied
+		n, e := applied, appliedEpoch
 		mu.Unlock()
-		if n == sent {
+		if n == sent && e == sentEpoch {
 			return true
 		}
-		if err := st.persist(root, n); err != nil {
+		if err := st.persist(root, n, e); err != nil {
 			cfg.Log.Warn("sync target: persist applied seq", "err", err)
 			c.Close()
 			return false
@@ -165,7 +170,7 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 		if err := c.Send(&wire.SyncAck{Seq: n}); err != nil {
 			return false
 		}
-		sent = n
+		sent, sentEpoch = n, e
 		return true
 	}
 	ackDone := make(chan struct{})
@@ -207,7 +212,7 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 		temps.between()
 		if op.Last {
 			mu.Lock()
-			applied = op.Seq
+			applied, appliedEpoch = op.Seq, epoch
 			mu.Unlock()
 		}
 	}
@@ -226,10 +231,12 @@ func sendErr(c *wire.Conn, err error) error {
 	return err
 }
 
-// appliedState is the durable applied sequence number of a job's target.
+// appliedState is the durable applied sequence number of a job's target
+// and the source journal epoch it was recorded under.
 type appliedState struct {
-	path string
-	seq  uint64 // last persisted
+	path  string
+	seq   uint64 // last persisted
+	epoch uint64
 }
 
 func openApplied(dir string) (*appliedState, error) {
@@ -242,8 +249,11 @@ func openApplied(dir string) (*appliedState, error) {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("sync state: %w", err)
-	case len(b) == 8:
+	case len(b) == 8: // before epochs
 		s.seq = binary.LittleEndian.Uint64(b)
+	case len(b) == 16:
+		s.seq = binary.LittleEndian.Uint64(b)
+		s.epoch = binary.LittleEndian.Uint64(b[8:])
 	default:
 		return nil, fmt.Errorf("sync state: %s is corrupt", s.path)
 	}
@@ -251,8 +261,9 @@ func openApplied(dir string) (*appliedState, error) {
 }
 
 // persist makes everything applied so far durable (syncfs of the target
-// file system), then writes and fsyncs seq (temp file + rename + dir fsync).
-func (s *appliedState) persist(root *fsys.Root, seq uint64) error {
+// file system), then writes and fsyncs seq and epoch (temp file + rename +
+// dir fsync).
+func (s *appliedState) persist(root *fsys.Root, seq, epoch uint64) error {
 	d, err := root.OpenDir("")
 	if err != nil {
 		return err
@@ -262,11 +273,12 @@ func (s *appliedState) persist(root *fsys.Root, seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("syncfs: %w", err)
 	}
-	var b [8]byte
+	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:], seq)
+	binary.LittleEndian.PutUint64(b[8:], epoch)
 	if err := fsys.WriteFileDurable(s.path, b[:], 0o600); err != nil {
 		return err
 	}
-	s.seq = seq
+	s.seq, s.epoch = seq, epoch
 	return nil
 }

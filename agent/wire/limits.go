@@ -5,8 +5,9 @@ const (
 	// Version is the protocol version this build speaks. Peers must speak
 	// the same version. v2: SyncChunk is a payload frame (sequence number,
 	// codec flags), SyncAttach/SyncAccepted exchange salts and a key check,
-	// SyncPrepare.
-	Version = 2
+	// SyncPrepare. v3: SyncAttach and SyncAccepted carry the source
+	// journal's epoch (the source ships records before they are durable).
+	Version = 3
 
 	// MaxFrameSize bounds one frame (kind byte + body).
 	MaxFrameSize = MaxDataPayload + 64<<10

@@ -180,13 +180,16 @@ func (m *SyncControl) Decode(d *Decoder) error { m.Action = d.String(); return d
 // controller (SyncPrepare). With payload encryption, Salt is the source's
 // fresh salt for this connection and KeyCheck proves the source holds the
 // same key (package seal); the target refuses a wrong key with
-// ErrPermission before any content moves.
+// ErrPermission before any content moves. Epoch is the source journal's
+// epoch (journal.Opened): the target records it with the sequence numbers
+// it applies.
 type SyncAttach struct {
 	JobID    string
 	Root     string // absolute path on the target host
 	Opts     JobOptions
 	Salt     []byte
 	KeyCheck []byte
+	Epoch    uint64
 }
 
 func (*SyncAttach) Kind() Kind { return KindSyncAttach }
@@ -197,6 +200,7 @@ func (m *SyncAttach) Encode(e *Encoder) {
 	m.Opts.encode(e)
 	e.Blob(m.Salt)
 	e.Blob(m.KeyCheck)
+	e.Uvarint(m.Epoch)
 }
 
 func (m *SyncAttach) Decode(d *Decoder) error {
@@ -205,6 +209,7 @@ func (m *SyncAttach) Decode(d *Decoder) error {
 	m.Opts.decode(d)
 	m.Salt = append([]byte(nil), d.Blob()...)
 	m.KeyCheck = append([]byte(nil), d.Blob()...)
+	m.Epoch = d.Uvarint()
 	return d.Err()
 }
 
@@ -214,6 +219,9 @@ func (m *SyncAttach) Decode(d *Decoder) error {
 type SyncAccepted struct {
 	Applied uint64
 	Salt    []byte
+	// Epoch is the source journal epoch Applied was recorded under (0:
+	// unknown).
+	Epoch uint64
 }
 
 func (*SyncAccepted) Kind() Kind { return KindSyncAccepted }
@@ -221,11 +229,13 @@ func (*SyncAccepted) Kind() Kind { return KindSyncAccepted }
 func (m *SyncAccepted) Encode(e *Encoder) {
 	e.Uvarint(m.Applied)
 	e.Blob(m.Salt)
+	e.Uvarint(m.Epoch)
 }
 
 func (m *SyncAccepted) Decode(d *Decoder) error {
 	m.Applied = d.Uvarint()
 	m.Salt = append([]byte(nil), d.Blob()...)
+	m.Epoch = d.Uvarint()
 	return d.Err()
 }
 
