@@ -119,8 +119,8 @@ type Journal struct {
 	// epoch identifies this opening of the journal; openLast is the last
 	// sequence number recovered when it was opened (see Opened).
 	epoch, openLast uint64
-	kick      chan bool // true: flush now, skipping SyncInterval
-	stopped   chan struct{}
+	kick            chan bool // true: flush now, skipping SyncInterval
+	stopped         chan struct{}
 }
 
 // Open opens or creates the journal in dir, recovering it after a crash:
