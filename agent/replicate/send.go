@@ -42,10 +42,21 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		// Only to tell an append from other changes; what is verified is
 		// hashed from the bytes as they are read below (a live writer may
 		// change the file in between).
-		if haveBase && base.bs == bs && size >= base.size && sh.sampledAppend(f, &base, size, o.op.Entry.MtimeNs) {
+		outgrew := haveBase && bs > base.bs && bs%base.bs == 0
+		if haveBase && (base.bs == bs || outgrew) && size >= base.size && sh.sampledAppend(f, &base, size, o.op.Entry.MtimeNs) {
 			// Only bytes past the old end changed, as far as the sampled
 			// check tells (sweep.go): append in place, after the path is
-			// listed as unverified durably.
+			// listed as unverified durably. A file that outgrew its block
+			// size keeps it until the sweep has rehashed it (sweep.rebs).
+			if outgrew {
+				if base.sw == nil {
+					base.sw = &sweep{}
+				}
+				if !base.sw.rehashing {
+					base.sw.rebs = bs
+				}
+				bs = base.bs
+			}
 			if err := sh.s.unverified.add(o.op.Path); err != nil {
 				return fmt.Errorf("list %q as unverified: %w", o.op.Path, err)
 			}

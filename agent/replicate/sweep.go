@@ -41,6 +41,16 @@ type sweep struct {
 	appends  uint64 // sampled appends shipped
 	cycleAt  uint64 // appends when the current cycle began
 	mismatch bool   // a block differs: the next ship is a full delta
+	// rebs is the block size an appended file outgrew its own for (see
+	// deltaBlockSize): the sweep cycle that starts next also hashes what
+	// it verifies in rebs blocks (rehashed, from the file's start), and
+	// at its end the file's hashes switch to rebs. Appends meanwhile keep
+	// the old block size and ship in place: re-blocking at once would
+	// read the whole file on the source and copy it on the target, a
+	// stall of a second per few GB on every change behind it.
+	rebs      int64
+	rehashing bool
+	rehashed  []byte
 }
 
 // sampledAppend reports whether f (size bytes) only grew past base.size as
@@ -105,6 +115,9 @@ func (sh *shipper) sampledAppend(f *os.File, base *fileHashes, size, mtime int64
 func (sh *shipper) sweepStep(f *os.File, h *fileHashes) bool {
 	sw := h.sw
 	whole := min(h.size/h.bs, int64(len(h.hashes)/wire.HashSize))
+	if sw.next == 0 {
+		sw.rehashing, sw.rehashed = sw.rebs > h.bs, sw.rehashed[:0]
+	}
 	end := min(sw.next+max(SweepWindow/h.bs, 1), whole)
 	for blk := sw.next; blk < end; {
 		n := min(int64(BlockSize)/h.bs, end-blk)
@@ -121,9 +134,21 @@ func (sh *shipper) sweepStep(f *os.File, h *fileHashes) bool {
 				return false
 			}
 		}
+		if sw.rehashing {
+			// Chunks start at multiples of BlockSize, so of rebs; only the
+			// cycle's last one may end inside a rebs block (rehash below).
+			sw.rehashed = appendBlockHashes(sw.rehashed, data, sw.rebs)
+		}
 		blk += n
 	}
 	sw.next = end
+	if sw.next >= whole && sw.rehashing {
+		if !sh.switchBlockSize(f, h, whole) {
+			sw.mismatch = true
+			return false
+		}
+		return true
+	}
 	if sw.next >= whole {
 		if sw.appends == sw.cycleAt {
 			h.sw = nil // a whole cycle after the last sampled append: verified
@@ -131,6 +156,40 @@ func (sh *shipper) sweepStep(f *os.File, h *fileHashes) bool {
 		}
 		sw.next, sw.cycleAt = 0, sw.appends
 	}
+	return true
+}
+
+// switchBlockSize ends a rehashing sweep cycle: its rehashed blocks cover
+// the first whole blocks of h; the rest of the file (the last rebs block,
+// which the cycle's last chunk may have cut, and the partial last block)
+// is read again, verified against h's hashes and hashed in rebs blocks.
+// Then h's hashes are those, and a new sweep cycle begins at rebs. False
+// on a mismatch or a read error.
+func (sh *shipper) switchBlockSize(f *os.File, h *fileHashes, whole int64) bool {
+	sw, obs, nbs := h.sw, h.bs, h.sw.rebs
+	from := whole * obs / nbs * nbs // the first rebs block not complete
+	hs := sw.rehashed[:from/nbs*wire.HashSize]
+	for off := from; off < h.size; off += nbs {
+		n := min(nbs, h.size-off)
+		data := sh.buf[:n]
+		if _, err := f.ReadAt(data, off); err != nil {
+			return false
+		}
+		for b := off / obs; b*obs < off+n; b++ {
+			k := b * wire.HashSize
+			if k+wire.HashSize > int64(len(h.hashes)) {
+				return false
+			}
+			got := hashOf(data[b*obs-off : min((b+1)*obs, h.size)-off])
+			if !bytes.Equal(got[:], h.hashes[k:k+wire.HashSize]) {
+				return false
+			}
+		}
+		hs = appendBlockHashes(hs, data, nbs)
+	}
+	h.bs, h.hashes = nbs, bytes.Clone(hs)
+	sw.rebs, sw.rehashing, sw.rehashed = 0, false, nil
+	sw.next, sw.cycleAt = 0, sw.appends
 	return true
 }
 

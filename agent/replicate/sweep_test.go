@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,6 +157,15 @@ func TestGrowthPastBlockCount(t *testing.T) {
 	if err := s.WaitDrained(ctx); err != nil {
 		t.Fatal(err)
 	}
+	ino := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(dst, "log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	inoBefore := ino()
 	before := s.Stats().ContentBytes
 	const chunks = 65 // to 264 MiB: past 32 x 2048 blocks of 4 KiB
 	for range chunks {
@@ -173,4 +183,31 @@ func TestGrowthPastBlockCount(t *testing.T) {
 		t.Errorf("shipped %d bytes for %d appended, want at most %d", sent, grown, max)
 	}
 	drainedIdentical(t, ctx, s, ctl, from, to, "after the growth")
+	// Appended in place all along: the target never copied the file to a
+	// temporary (what re-blocking at once cost: a stall per few GB).
+	if got := ino(); got != inoBefore {
+		t.Errorf("the target's file was replaced (inode %d, was %d): want appends in place past the block count", got, inoBefore)
+	}
+
+	// The sweep switched the hashes to the larger block size: a change
+	// in the middle ships one block of it (256 KiB for 264 MiB).
+	before = s.Stats().ContentBytes
+	mid, err := os.OpenFile(big, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mid.WriteAt([]byte("changed in the middle"), 100<<20+12345)
+	mid.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sent = s.Stats().ContentBytes - before
+	t.Logf("a 21-byte change in the middle: %d content bytes shipped", sent)
+	if sent > 2*replicate.BlockSize {
+		t.Errorf("a 21-byte change shipped %d bytes, want at most 2 blocks of %d", sent, replicate.BlockSize)
+	}
+	drainedIdentical(t, ctx, s, ctl, from, to, "after the middle change")
 }
