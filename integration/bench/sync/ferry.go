@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent"
@@ -11,54 +16,98 @@ import (
 	"github.com/ferry-migrate/ferry/agent/replicate"
 )
 
-// ferryRig is a CA and two agents on loopback, in this process.
+// ferryRig is a CA and two `ferry agent` processes on loopback, as in
+// production: agents in this process would share its Go scheduler (and
+// its 2 Ps) with the writer and the probe, whose sleeping goroutines then
+// wait for a time slice (up to 10 ms) and measure the scheduler, not the
+// sync. lsyncd and rsync run as processes of their own too.
 type ferryRig struct {
-	src, dst *agent.Agent
+	src, dst *agentProc
 	ctl      *agent.Controller
-	cancel   context.CancelFunc
-	done     chan struct{}
 	n        int
 }
 
+type agentProc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
 func newFerryRig(dir string) (*ferryRig, error) {
+	bin := filepath.Join(dir, "ferry")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ferry")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/ferry (run from the repository root): %w", err)
+	}
 	ca := filepath.Join(dir, "ca")
 	if err := pki.InitCA(ca, "bench CA"); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &ferryRig{cancel: cancel, done: make(chan struct{}, 2)}
-	for i, p := range []**agent.Agent{&r.src, &r.dst} {
-		d := filepath.Join(dir, fmt.Sprint("agent", i))
-		id, err := pki.LoadOrIssue(ca, filepath.Join(d, "identity"), fmt.Sprint("agent", i), nil)
+	r := &ferryRig{}
+	for i, p := range []**agentProc{&r.src, &r.dst} {
+		a, err := startAgent(bin, ca, filepath.Join(dir, fmt.Sprint("agent", i)))
 		if err != nil {
-			return nil, err
-		}
-		a, err := agent.New(agent.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(d, "data"),
-			ServerTLS: id.ServerTLS(), ClientTLS: id.ClientTLS()})
-		if err != nil {
+			r.close()
 			return nil, err
 		}
 		*p = a
-		go func() { a.Serve(ctx); r.done <- struct{}{} }()
 	}
 	id, err := pki.LoadOrIssue(ca, filepath.Join(dir, "cli"), "cli", nil)
 	if err != nil {
+		r.close()
 		return nil, err
 	}
 	r.ctl = &agent.Controller{TLS: id.ClientTLS()}
 	return r, nil
 }
 
+// startAgent starts `ferry agent` and waits for the address it listens on.
+func startAgent(bin, ca, dataDir string) (*agentProc, error) {
+	cmd := exec.Command(bin, "agent", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ca", ca, "--log-level", "error")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return &agentProc{cmd: cmd, addr: addr}, nil
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, fmt.Errorf("ferry agent (%s) printed no address", dataDir)
+}
+
 func (r *ferryRig) close() {
-	r.cancel()
-	<-r.done
-	<-r.done
+	for _, a := range []*agentProc{r.src, r.dst} {
+		if a == nil {
+			continue
+		}
+		a.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { a.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			a.cmd.Process.Kill()
+			<-done
+		}
+	}
 }
 
 func (r *ferryRig) run(sc scenario, src, dst string, d, window time.Duration) (result, error) {
 	r.n++
-	from := agent.Endpoint{Addr: r.src.Addr().String(), Path: src}
-	to := agent.Endpoint{Addr: r.dst.Addr().String(), Path: dst}
+	from := agent.Endpoint{Addr: r.src.addr, Path: src}
+	to := agent.Endpoint{Addr: r.dst.addr, Path: dst}
 	sess, err := r.ctl.StartSync(context.Background(), agent.SyncRequest{JobID: fmt.Sprint("bench-", r.n), From: from, To: to})
 	if err != nil {
 		return result{}, err

@@ -2,7 +2,7 @@
 // seen from outside (a probe file written on the source every 100 ms and
 // polled for on the target) p50/p99/max, under mixed workloads of 200 and
 // 1,000 operations a second and under a 50 MiB/s append stream, for Ferry
-// (two agents on loopback) and for lsyncd (default.rsync, delay 0), and
+// (two `ferry agent` processes on loopback) and for lsyncd (default.rsync, delay 0), and
 // how many entries differ after the writer stops.
 //
 //	go run ./integration/bench/sync -duration 60s
