@@ -97,7 +97,8 @@
 //
 // Contract deviations from the original API sketch: none in names or
 // signatures. Additions: Root.Sub, Root.Name, Root.ReadDir, Root.Space,
-// Root.CreateTempPerm, Root.ReadRegular (a whole small file through raw
+// Root.CreateTempPerm, Root.CreateUnnamed, Root.LinkUnnamed,
+// Root.LinkUnnamedTemp (O_TMPFILE files, unnamed.go), Root.ReadRegular (a whole small file through raw
 // fds: openat, fstat, pread, fstat, close) with FileStat, PunchHole, ErrInvalidPath, ErrSymlinkInPath, Type.String, Entry.Xattr,
 // the DiffKind constants. CleanRel returns ErrEscapes only for absolute
 // paths and "..", ErrInvalidPath for the other malformed paths: a receiver

@@ -55,7 +55,14 @@ type openFile struct {
 	// was created through it; name and tmpName are relative to it.
 	sub          *fsys.Root
 	dir, tmpName string
+	// unnamed: a new small file written as an unnamed inode
+	// (fsys.CreateUnnamed, no tmpRel) and linked in when complete.
+	unnamed bool
 }
+
+// unnamedMax is the largest new file written unnamed: a cut transfer of a
+// larger one is kept under a temporary name to resume from (abandon).
+const unnamedMax = 1 << 20
 
 // syncer flushes a file to disk in the background (one fdatasync in
 // flight at most), so that the writer never waits for the disk.
@@ -303,6 +310,19 @@ func (a *applier) open(p *plan, subs *subRoots) (*openFile, error) {
 	if p.e.Gid != r.egid {
 		perm &^= 0o070
 	}
+	if p.base == "" && p.cur.Type == 0 && p.e.Size <= unnamedMax && !r.noUnnamed.Load() {
+		// A new small file: one directory update (the link) instead of
+		// two (create, rename), and nothing left behind by a crash.
+		f, err := sub.CreateUnnamed("", perm)
+		if err == nil {
+			return &openFile{p: p, f: f, sub: sub, dir: dir, unnamed: true, opened: time.Now()}, nil
+		}
+		if !errors.Is(err, fsys.ErrUnnamedUnsupported) {
+			subs.put(dir)
+			return nil, err
+		}
+		r.noUnnamed.Store(true)
+	}
 	f, tmpName, err := sub.CreateTempPerm("", base, perm)
 	if err != nil {
 		subs.put(dir)
@@ -413,10 +433,13 @@ func (a *applier) finishFile(of *openFile) {
 			r.objErr(e.Path, merr) // content is right; metadata partly
 		}
 	}
+	if err == nil && of.unnamed {
+		err = a.linkUnnamed(of)
+	}
 	if cerr := of.f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	if err == nil && !of.unnamed {
 		if of.sub != nil {
 			_, name := splitRel(e.Path)
 			if err = of.sub.Rename(of.tmpName, name); err != nil {
@@ -428,7 +451,9 @@ func (a *applier) finishFile(of *openFile) {
 	}
 	if err != nil {
 		r.objErr(e.Path, err)
-		r.root.Remove(of.tmpRel)
+		if of.tmpRel != "" {
+			r.root.Remove(of.tmpRel)
+		}
 	}
 	r.ckpt.remove(e.Path)
 	if err == nil {
@@ -438,10 +463,30 @@ func (a *applier) finishFile(of *openFile) {
 	}
 }
 
+// linkUnnamed names a complete unnamed file: linked at its path when
+// nothing is there (the plan saw nothing), else linked under a temporary
+// name and installed over what appeared.
+func (a *applier) linkUnnamed(of *openFile) error {
+	_, name := splitRel(of.p.e.Path)
+	err := of.sub.LinkUnnamed(of.f, name)
+	if err == nil || !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	tmp, err := of.sub.LinkUnnamedTemp(of.f, "", name)
+	if err != nil {
+		return err
+	}
+	of.tmpRel = joinRel(of.dir, tmp)
+	return a.r.install(of.tmpRel, of.p.e.Path)
+}
+
 // discard closes and removes a temporary file that will not be installed.
 func (a *applier) discard(of *openFile) {
 	if of.f != nil {
 		of.f.Close()
+	}
+	if of.unnamed {
+		return // closing frees it
 	}
 	a.r.root.Remove(of.tmpRel)
 	if of.p.base == "partial" {
@@ -457,6 +502,10 @@ func (a *applier) abandon(of *openFile) {
 		return
 	}
 	r := a.r
+	if of.unnamed {
+		of.f.Close() // small: sent again in full
+		return
+	}
 	of.syncer.wait()
 	if of.p.base != "final" && r.ckpt.dir != "" && of.hi > of.lastCkpt {
 		ck := partial{Path: of.p.e.Path, TmpRel: of.tmpRel, Offset: of.hi, Size: of.p.e.Size, MtimeNs: of.p.e.MtimeNs}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent/fsys"
@@ -40,6 +41,9 @@ type Receiver struct {
 	// egid is the agent's effective group: the group of the temporaries
 	// it creates until their metadata is applied.
 	egid uint32
+	// noUnnamed is set once the target's file system refused an unnamed
+	// file (no O_TMPFILE): new files then get temporary names.
+	noUnnamed atomic.Bool
 	// prevClean: the job's previous run here completed, so no temporary
 	// of it is left and, with orphans kept, the orphan walk can be skipped.
 	prevClean bool

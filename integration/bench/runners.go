@@ -256,24 +256,16 @@ func syncDisks() { exec.Command("sync").Run() }
 
 // treeScenario: initial mirrors (two rounds, the tools interleaved, the
 // faster run of each kept: this shared machine is noisy), then no-change
-// re-runs against each tool's own target.
-//
-// Every initial run writes into a directory of its own, and the targets are
-// deleted only after the last run: on an ext4 without a journal (this
-// machine's /tmp) the inode allocator skips inodes deleted in the last
-// 60 s (300 s while their table block is dirty), reading each one's table
-// block, so creating 50,000 files right after deleting 50,000 cost 2-4 times
-// the CPU in the kernel (perf: recently_deleted under __ext4_new_inode,
-// half the receiver's time) and measured the deletion, not the tool.
+// re-runs against each tool's own target. Every initial run writes into a
+// fresh file system of its own (scratchfs.go), kept until the last run.
 func (b *bench) treeScenario(name, src string) ([]row, error) {
 	warm(src)
 	tgt := map[string]string{}
-	var all []string
+	var all []*scratchFS
 	defer func() {
-		for _, d := range all {
-			os.RemoveAll(d)
+		for _, fs := range all {
+			fs.release()
 		}
-		syncDisks()
 	}()
 	run := map[string]func() (row, error){
 		"ferry": func() (row, error) { return b.ferryRun(name+" initial", src, tgt["ferry"]) },
@@ -284,10 +276,11 @@ func (b *bench) treeScenario(name, src string) ([]row, error) {
 	for round := range 2 {
 		for _, tool := range []string{"ferry", "rsync", "cp"} {
 			tgt[tool] = filepath.Join(b.cache, fmt.Sprintf("target-%s-%d", tool, round))
-			all = append(all, tgt[tool])
-			if err := fresh(tgt[tool]); err != nil {
+			fs, err := mountScratch(tgt[tool])
+			if err != nil {
 				return nil, err
 			}
+			all = append(all, fs)
 			syncDisks()
 			r, err := run[tool]()
 			if err != nil {
@@ -327,26 +320,28 @@ func (b *bench) deltaScenario(base, changed string) ([]row, error) {
 	warm(changed)
 	var rows []row
 	tgt := filepath.Join(b.cache, "target")
-	for _, tool := range []string{"ferry", "rsync"} {
-		if err := fresh(tgt); err != nil {
-			return rows, err
+	run := func(tool string) (row, error) {
+		fs, err := mountScratch(tgt)
+		if err != nil {
+			return row{}, err
 		}
+		defer fs.release()
 		if _, _, _, err := measure("cp", "cp", "-a", base+"/.", tgt+"/"); err != nil {
-			return rows, err
+			return row{}, err
 		}
 		warm(tgt)
 		syncDisks()
-		var r row
-		var err error
 		if tool == "ferry" {
-			r, err = b.ferryRun("delta 10x4KiB", changed, tgt)
-		} else {
-			r, err = b.rsyncRun("delta 10x4KiB", changed, tgt)
+			return b.ferryRun("delta 10x4KiB", changed, tgt)
 		}
+		return b.rsyncRun("delta 10x4KiB", changed, tgt)
+	}
+	for _, tool := range []string{"ferry", "rsync"} {
+		r, err := run(tool)
 		if err != nil {
 			return rows, err
 		}
 		rows = append(rows, r)
 	}
-	return rows, os.RemoveAll(tgt)
+	return rows, nil
 }
