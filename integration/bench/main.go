@@ -78,9 +78,9 @@ func run(cache string, quick bool, only string, reps int, ferryBin string) error
 		var r []row
 		switch sc {
 		case "small":
-			r, err = env.treeScenario("small", ds.small)
+			r, err = env.treeScenario("small", ds.small, true)
 		case "large":
-			r, err = env.treeScenario("large", ds.large)
+			r, err = env.treeScenario("large", ds.large, false)
 		case "delta":
 			r, err = env.deltaScenario(ds.deltaBase, ds.deltaChanged)
 		case "transfer":

@@ -256,16 +256,25 @@ func syncDisks() { exec.Command("sync").Run() }
 
 // treeScenario: initial mirrors (two rounds, the tools interleaved, the
 // faster run of each kept: this shared machine is noisy), then no-change
-// re-runs against each tool's own target. Every initial run writes into a
-// fresh file system of its own (scratchfs.go), kept until the last run.
-func (b *bench) treeScenario(name, src string) ([]row, error) {
+// re-runs against each tool's own target. With scratch, every initial run
+// writes into a fresh file system of its own (scratchfs.go: for the tree
+// of 50,000 files), else into a fresh directory of the cache's file system
+// (2 large files: no inode churn, and a loop device would add its own cost
+// to every fdatasync, which ferry's checkpoints do and rsync and cp never);
+// targets are kept until the last run.
+func (b *bench) treeScenario(name, src string, scratch bool) ([]row, error) {
 	warm(src)
 	tgt := map[string]string{}
 	var all []*scratchFS
+	var dirs []string
 	defer func() {
 		for _, fs := range all {
 			fs.release()
 		}
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+		syncDisks()
 	}()
 	run := map[string]func() (row, error){
 		"ferry": func() (row, error) { return b.ferryRun(name+" initial", src, tgt["ferry"]) },
@@ -276,11 +285,18 @@ func (b *bench) treeScenario(name, src string) ([]row, error) {
 	for round := range 2 {
 		for _, tool := range []string{"ferry", "rsync", "cp"} {
 			tgt[tool] = filepath.Join(b.cache, fmt.Sprintf("target-%s-%d", tool, round))
-			fs, err := mountScratch(tgt[tool])
-			if err != nil {
-				return nil, err
+			if scratch {
+				fs, err := mountScratch(tgt[tool])
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, fs)
+			} else {
+				if err := fresh(tgt[tool]); err != nil {
+					return nil, err
+				}
+				dirs = append(dirs, tgt[tool])
 			}
-			all = append(all, fs)
 			syncDisks()
 			r, err := run[tool]()
 			if err != nil {
@@ -321,11 +337,10 @@ func (b *bench) deltaScenario(base, changed string) ([]row, error) {
 	var rows []row
 	tgt := filepath.Join(b.cache, "target")
 	run := func(tool string) (row, error) {
-		fs, err := mountScratch(tgt)
-		if err != nil {
+		if err := fresh(tgt); err != nil {
 			return row{}, err
 		}
-		defer fs.release()
+		defer os.RemoveAll(tgt)
 		if _, _, _, err := measure("cp", "cp", "-a", base+"/.", tgt+"/"); err != nil {
 			return row{}, err
 		}

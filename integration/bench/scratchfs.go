@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// Every initial run writes into a file system made for it: a fresh ext4
+// Every initial run of the tree of small files writes into a file system
+// made for it: a fresh ext4
 // (with its journal, as a server's would be) on a loop device backed by a
 // sparse file under the cache. Writing into the cache's own file system
 // measured its history instead of the tools: on this machine's ext4
