@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferry-migrate/ferry/agent/fsys"
 	"github.com/ferry-migrate/ferry/agent/wire"
 )
@@ -21,14 +23,18 @@ import (
 // file in the same directory (CreateTemp), which gets its metadata and is
 // renamed over the final name, so a reader never sees a torn file. A delta
 // op copies the current file into the temporary file (copy_file_range),
-// patches the changed blocks and renames it over the same way. Files with
-// several links are written in place instead (their other names must keep
-// sharing the inode).
+// patches the changed blocks and renames it over the same way. A new file
+// (nothing at its path) is written unnamed (O_TMPFILE) and linked in when
+// complete. Files with several links are written in place instead (their
+// other names must keep sharing the inode).
 type applier struct {
 	root  *fsys.Root
 	log   *slog.Logger
 	buf   []byte
 	temps *intents
+	// noUnnamed is set once the target's file system refused an unnamed
+	// file (no O_TMPFILE).
+	noUnnamed bool
 }
 
 // apply applies op, reading its content from c when op.Content is set.
@@ -81,19 +87,20 @@ func (a *applier) remove(rel string) error {
 }
 
 // clearFor removes what is at rel unless it can be replaced by a rename of
-// an object of type t (a non-directory over a non-directory).
-func (a *applier) clearFor(rel string, t fsys.Type) error {
+// an object of type t (a non-directory over a non-directory); exists
+// reports whether something is still there.
+func (a *applier) clearFor(rel string, t fsys.Type) (exists bool, err error) {
 	cur, err := a.root.Lstat(rel)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if cur.Type == fsys.TypeDir || t == fsys.TypeDir {
-		return a.root.RemoveAll(rel)
+		return false, a.root.RemoveAll(rel)
 	}
-	return nil
+	return true, nil
 }
 
 // ensureParent creates the parent directory of rel if it is missing (its
@@ -148,7 +155,7 @@ func (a *applier) put(c *wire.Conn, op *wire.SyncOp) error {
 // special creates a symlink or special file under a temporary name and
 // renames it over rel.
 func (a *applier) special(rel string, e fsys.Entry) error {
-	if err := a.clearFor(rel, e.Type); err != nil {
+	if _, err := a.clearFor(rel, e.Type); err != nil {
 		return err
 	}
 	// CreateTemp reserves a unique name; replace the file by the object.
@@ -198,8 +205,12 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 			return fsys.ApplyMetaFD(f, e)
 		}
 	}
-	if err := a.clearFor(op.Path, fsys.TypeFile); err != nil {
+	exists, err := a.clearFor(op.Path, fsys.TypeFile)
+	if err != nil {
 		return err
+	}
+	if base == nil && !exists && !a.noUnnamed {
+		return a.writeUnnamed(c, op, e)
 	}
 	f, tmp, err := a.root.CreateTemp(parentDir(op.Path), path.Base(op.Path))
 	if err != nil {
@@ -243,6 +254,45 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 		return err
 	}
 	ok = true
+	return nil
+}
+
+// writeUnnamed writes a new file as an unnamed inode (O_TMPFILE) and links
+// it at op.Path when complete: one directory update instead of a temporary
+// name and a rename, nothing left behind by a crash, so no intent record.
+// A name that appeared meanwhile gets a temporary name and the rename.
+func (a *applier) writeUnnamed(c *wire.Conn, op *wire.SyncOp, e fsys.Entry) error {
+	f, err := a.root.CreateUnnamed(parentDir(op.Path), e.Mode)
+	if errors.Is(err, fsys.ErrUnnamedUnsupported) {
+		a.noUnnamed = true
+		return a.writeFile(c, op, e, nil)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	end, err := a.receive(c, f)
+	if err != nil || end.Abandoned {
+		return err
+	}
+	if err := f.Truncate(e.Size); err != nil {
+		return err
+	}
+	if err := fsys.ApplyMetaFD(f, e); err != nil {
+		return err
+	}
+	err = a.root.LinkUnnamed(f, op.Path)
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	tmp, err := a.root.LinkUnnamedTemp(f, parentDir(op.Path), path.Base(op.Path))
+	if err != nil {
+		return err
+	}
+	if err := a.root.Rename(tmp, op.Path); err != nil {
+		a.root.Remove(tmp)
+		return err
+	}
 	return nil
 }
 
@@ -318,7 +368,7 @@ func (a *applier) rename(c *wire.Conn, op *wire.SyncOp) error {
 					return err
 				}
 			}
-		} else if err := a.clearFor(op.Path, fsys.TypeDir); err != nil {
+		} else if _, err := a.clearFor(op.Path, fsys.TypeDir); err != nil {
 			return err
 		}
 		if err := a.root.Rename(op.From, op.Path); err != nil {
