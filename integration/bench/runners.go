@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,12 @@ type bench struct {
 	ferry string
 	ca    string
 	seq   int
+	// dataDirs: the agents' data directories and addresses by agent name
+	// and target.
+	dataDirs map[string]agentPlace
 }
+
+type agentPlace struct{ dir, addr string }
 
 // usage is what one process cost.
 type usage struct {
@@ -76,11 +82,32 @@ type daemon struct {
 	addr string
 }
 
-// startAgent starts a ferry agent and waits for its address.
-func (b *bench) startAgent(name string) (*daemon, error) {
+// startAgent starts a ferry agent with a new data directory, or with
+// the one of the run before that wrote into the same target (dst): a
+// re-mirror is run by the same agents as the mirror before it, and their
+// job state (its run completed, its temporaries gone) spares the orphan
+// walk of the target tree.
+func (b *bench) startAgent(name, dst string) (*daemon, error) {
 	b.seq++
-	dataDir := filepath.Join(b.cache, "agents", fmt.Sprintf("%s-%d", name, b.seq))
-	cmd := exec.Command(b.ferry, "agent", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ca", b.ca, "--log-level", "warn")
+	key := name + "\x00" + dst
+	if b.dataDirs == nil {
+		b.dataDirs = map[string]agentPlace{}
+	}
+	// The job's identity comes from the agents' addresses: a re-mirror's
+	// agents listen where the mirror's did, as daemons would.
+	ag, ok := b.dataDirs[key]
+	if !ok {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ag = agentPlace{dir: filepath.Join(b.cache, "agents", fmt.Sprintf("%s-%d", name, b.seq)), addr: l.Addr().String()}
+		l.Close()
+		os.RemoveAll(ag.dir)
+		b.dataDirs[key] = ag
+	}
+	dataDir := ag.dir
+	cmd := exec.Command(b.ferry, "agent", "--listen", ag.addr, "--data-dir", dataDir, "--ca", b.ca, "--log-level", "warn")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -166,11 +193,11 @@ func fresh(dir string) error {
 
 // ferryRun runs one ferry mirror with fresh agents.
 func (b *bench) ferryRun(scenario, src, dst string, extra ...string) (row, error) {
-	sa, err := b.startAgent("src-agent")
+	sa, err := b.startAgent("src-agent", dst)
 	if err != nil {
 		return row{}, err
 	}
-	ta, err := b.startAgent("dst-agent")
+	ta, err := b.startAgent("dst-agent", dst)
 	if err != nil {
 		sa.stop()
 		return row{}, err
