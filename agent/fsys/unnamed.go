@@ -101,3 +101,30 @@ func linkFD(fd, dirfd int, name string) error {
 	}
 	return err
 }
+
+// UnnamedWorks reports whether unnamed files can be created and named
+// under the root: O_TMPFILE support, and a link through AT_EMPTY_PATH
+// (CAP_DAC_READ_SEARCH) or /proc/self/fd. It creates, names and removes
+// one probe file in the root directory and puts back the directory's
+// access and modification times (they are part of the copy).
+func (r *Root) UnnamedWorks() bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(r.fd, &st); err != nil {
+		return false
+	}
+	f, err := r.CreateUnnamed("", 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	tmp, err := r.LinkUnnamedTemp(f, "", "probe")
+	if err != nil {
+		return false
+	}
+	ok := r.Remove(tmp) == nil
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(r.fd, ".", ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false
+	}
+	return ok
+}

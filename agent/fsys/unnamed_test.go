@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,11 +22,25 @@ func TestUnnamedFiles(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	old := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
 	r, err := fsys.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// The probe leaves the root as it was, times included.
+	if !r.UnnamedWorks() {
+		t.Skip("needs a file system with O_TMPFILE and a way to link by descriptor")
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.ModTime().Equal(old) {
+		t.Fatalf("root mtime after the probe: %v (%v), want %v", fi.ModTime(), err, old)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("root holds %v after the probe, want only d", ents)
+	}
 	f, err := r.CreateUnnamed("d", 0o640)
 	if errors.Is(err, fsys.ErrUnnamedUnsupported) {
 		t.Skipf("needs a file system with O_TMPFILE: %v", err)

@@ -162,6 +162,7 @@ func (r *Receiver) Run(ctx context.Context) (TargetSummary, error) {
 	}
 	r.prevClean = r.ckpt.takeClean()
 	r.egid = uint32(os.Getegid())
+	r.noUnnamed.Store(!r.root.UnnamedWorks())
 	r.plans = map[uint64]*plan{}
 	r.created = map[string]bool{}
 	r.seen = map[string]*seenNames{}

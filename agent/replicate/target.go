@@ -138,7 +138,7 @@ func ServeTarget(ctx context.Context, c *wire.Conn, cfg TargetConfig) error {
 		return sendErr(c, err)
 	}
 	defer temps.close()
-	a := &applier{root: root, log: cfg.Log, temps: temps}
+	a := &applier{root: root, log: cfg.Log, temps: temps, noUnnamed: !root.UnnamedWorks()}
 	// applied is the Seq of the last complete record of this connection
 	// (the source ships in order; after a resync its numbering may restart
 	// below what an earlier connection applied), recorded under the
