@@ -200,9 +200,31 @@ func (r *Root) CreateTempPerm(dirRel, base string, perm uint32) (*os.File, strin
 }
 
 func (r *Root) createTemp(dirRel, base string, perm uint32, force bool) (*os.File, string, error) {
-	p, err := r.parentOf("createtemp", joinRel(dirRel, "x"))
+	var fd int
+	rel, err := r.atTempName("createtemp", dirRel, base, func(dirfd int, name string) error {
+		var err error
+		fd, err = unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		return err
+	})
 	if err != nil {
 		return nil, "", err
+	}
+	if force {
+		if err := unix.Fchmod(fd, perm); err != nil { // defeat a restrictive umask
+			unix.Close(fd)
+			return nil, "", r.pathErr("createtemp", rel, err)
+		}
+	}
+	return os.NewFile(uintptr(fd), rel), rel, nil
+}
+
+// atTempName calls try with a new temporary name (".ferry.<base>.<16 hex
+// digits>") in directory dirRel until it does not fail with EEXIST (8
+// tries) and returns that name relative to the root.
+func (r *Root) atTempName(op, dirRel, base string, try func(dirfd int, name string) error) (string, error) {
+	p, err := r.parentOf(op, joinRel(dirRel, "x"))
+	if err != nil {
+		return "", err
 	}
 	defer p.close()
 	if len(base) > 200 {
@@ -212,23 +234,17 @@ func (r *Root) createTemp(dirRel, base string, perm uint32, force bool) (*os.Fil
 		var rnd [8]byte
 		rand.Read(rnd[:])
 		name := tempPrefix + base + "." + hex.EncodeToString(rnd[:])
-		fd, err := unix.Openat(p.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		err := try(p.fd, name)
 		if err == unix.EEXIST {
 			continue
 		}
 		rel := joinRel(dirRel, name)
 		if err != nil {
-			return nil, "", r.pathErr("createtemp", rel, err)
+			return "", r.pathErr(op, rel, err)
 		}
-		if force {
-			if err := unix.Fchmod(fd, perm); err != nil { // defeat a restrictive umask
-				unix.Close(fd)
-				return nil, "", r.pathErr("createtemp", rel, err)
-			}
-		}
-		return os.NewFile(uintptr(fd), rel), rel, nil
+		return rel, nil
 	}
-	return nil, "", r.pathErr("createtemp", dirRel, unix.EEXIST)
+	return "", r.pathErr(op, dirRel, unix.EEXIST)
 }
 
 // unwrapPathErr strips an *os.PathError so a caller can re-wrap the errno

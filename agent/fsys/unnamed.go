@@ -1,8 +1,6 @@
 package fsys
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"strconv"
@@ -67,29 +65,9 @@ func (r *Root) LinkUnnamed(f *os.File, rel string) error {
 // LinkUnnamedTemp gives f, a file from CreateUnnamed, a temporary name in
 // directory dirRel (as CreateTemp's) and returns it relative to the root.
 func (r *Root) LinkUnnamedTemp(f *os.File, dirRel, base string) (string, error) {
-	p, err := r.parentOf("link", joinRel(dirRel, "x"))
-	if err != nil {
-		return "", err
-	}
-	defer p.close()
-	if len(base) > 200 {
-		base = base[:200]
-	}
-	for range 8 {
-		var rnd [8]byte
-		rand.Read(rnd[:])
-		name := tempPrefix + base + "." + hex.EncodeToString(rnd[:])
-		err := linkFD(int(f.Fd()), p.fd, name)
-		if err == unix.EEXIST {
-			continue
-		}
-		rel := joinRel(dirRel, name)
-		if err != nil {
-			return "", r.pathErr("link", rel, err)
-		}
-		return rel, nil
-	}
-	return "", r.pathErr("link", dirRel, unix.EEXIST)
+	return r.atTempName("link", dirRel, base, func(dirfd int, name string) error {
+		return linkFD(int(f.Fd()), dirfd, name)
+	})
 }
 
 // linkFD links the open file fd as name in directory dirfd: through

@@ -16,38 +16,14 @@ import "context"
 
 // ReadWritten is Read including records written but not yet durable.
 func (j *Journal) ReadWritten(from uint64, max int) ([]Record, error) {
-	if max <= 0 {
-		max = DefaultReadMax
-	}
-	j.mu.Lock()
-	upto := j.written
-	j.mu.Unlock()
-	recs, _, err := j.read(from, max, upto)
-	return recs, err
+	return j.readTo(from, max, true)
 }
 
 // WaitWritten blocks until a record with a sequence number above afterSeq
 // is written (durable or not). Returns ctx's error, ErrClosed, or the
 // journal's sticky write error.
 func (j *Journal) WaitWritten(ctx context.Context, afterSeq uint64) error {
-	for {
-		j.mu.Lock()
-		written, ch, err, closed := j.written, j.writtenCh, j.err, j.closed
-		j.mu.Unlock()
-		switch {
-		case written > afterSeq:
-			return nil
-		case err != nil:
-			return err
-		case closed:
-			return ErrClosed
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return j.waitFor(ctx, afterSeq+1, func() (uint64, chan struct{}) { return j.written, j.writtenCh })
 }
 
 // Opened returns this opening's epoch (a random nonzero number, new at

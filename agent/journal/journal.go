@@ -290,12 +290,19 @@ func (j *Journal) Wait(ctx context.Context, afterSeq uint64) error {
 
 // waitDurable waits until durable >= seq.
 func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
+	return j.waitFor(ctx, seq, func() (uint64, chan struct{}) { return j.durable, j.durableCh })
+}
+
+// waitFor waits until the mark mark returns (durable or written, with the
+// channel closed when it advances; called with mu held) reaches seq.
+func (j *Journal) waitFor(ctx context.Context, seq uint64, mark func() (uint64, chan struct{})) error {
 	for {
 		j.mu.Lock()
-		durable, ch, err, closed := j.durable, j.durableCh, j.err, j.closed
+		at, ch := mark()
+		err, closed := j.err, j.closed
 		j.mu.Unlock()
 		switch {
-		case durable >= seq:
+		case at >= seq:
 			return nil
 		case err != nil:
 			return err

@@ -15,11 +15,20 @@ const DefaultReadMax = 1024
 // Returns ErrGone if records at from were dropped (acknowledged, or before a
 // Reset), ErrClosed after Close, or an error if a segment cannot be read.
 func (j *Journal) Read(from uint64, max int) ([]Record, error) {
+	return j.readTo(from, max, false)
+}
+
+// readTo reads up to the last durable record, or with written up to the
+// last written one.
+func (j *Journal) readTo(from uint64, max int, written bool) ([]Record, error) {
 	if max <= 0 {
 		max = DefaultReadMax
 	}
 	j.mu.Lock()
 	upto := j.durable
+	if written {
+		upto = j.written
+	}
 	j.mu.Unlock()
 	recs, _, err := j.read(from, max, upto)
 	return recs, err
