@@ -195,14 +195,8 @@ func (a *applier) writeFile(c *wire.Conn, op *wire.SyncOp, e fsys.Entry, base *o
 	if op.InPlace {
 		if f, err := a.root.OpenFile(op.Path, os.O_RDWR, 0); err == nil {
 			defer f.Close()
-			end, err := a.receive(c, f)
-			if err != nil || end.Abandoned {
-				return err
-			}
-			if err := f.Truncate(e.Size); err != nil {
-				return err
-			}
-			return fsys.ApplyMetaFD(f, e)
+			_, err := a.fill(c, f, e)
+			return err
 		}
 	}
 	exists, err := a.clearFor(op.Path, fsys.TypeFile)
@@ -271,14 +265,7 @@ func (a *applier) writeUnnamed(c *wire.Conn, op *wire.SyncOp, e fsys.Entry) erro
 		return err
 	}
 	defer f.Close()
-	end, err := a.receive(c, f)
-	if err != nil || end.Abandoned {
-		return err
-	}
-	if err := f.Truncate(e.Size); err != nil {
-		return err
-	}
-	if err := fsys.ApplyMetaFD(f, e); err != nil {
+	if done, err := a.fill(c, f, e); !done {
 		return err
 	}
 	err = a.root.LinkUnnamed(f, op.Path)
@@ -294,6 +281,23 @@ func (a *applier) writeUnnamed(c *wire.Conn, op *wire.SyncOp, e fsys.Entry) erro
 		return err
 	}
 	return nil
+}
+
+// fill receives op's content into f and gives it e's size and metadata;
+// done is false on an error or when the source abandoned the content (f
+// then holds what was received).
+func (a *applier) fill(c *wire.Conn, f *os.File, e fsys.Entry) (done bool, err error) {
+	end, err := a.receive(c, f)
+	if err != nil || end.Abandoned {
+		return false, err
+	}
+	if err := f.Truncate(e.Size); err != nil {
+		return false, err
+	}
+	if err := fsys.ApplyMetaFD(f, e); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func (a *applier) buffer() []byte {

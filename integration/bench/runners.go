@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferry-migrate/ferry/integration/bench/agentproc"
 )
 
 // bench holds the environment of one benchmark run.
@@ -106,42 +107,17 @@ func (b *bench) startAgent(name, dst string) (*daemon, error) {
 		os.RemoveAll(ag.dir)
 		b.dataDirs[key] = ag
 	}
-	dataDir := ag.dir
-	cmd := exec.Command(b.ferry, "agent", "--listen", ag.addr, "--data-dir", dataDir, "--ca", b.ca, "--log-level", "warn")
-	out, err := cmd.StdoutPipe()
+	cmd, addr, err := agentproc.Start(b.ferry, ag.addr, ag.dir, b.ca, "warn")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("agent %s: %w", name, err)
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("agent %s printed no address", name)
-	}
-	addr := strings.TrimPrefix(sc.Text(), "listening on ")
-	go func() {
-		for sc.Scan() {
-		}
-	}()
 	return &daemon{name: name, cmd: cmd, addr: addr}, nil
 }
 
 // stop ends a daemon with SIGTERM and returns its resource usage.
 func (d *daemon) stop() usage {
 	hwm := vmHWM(d.cmd.Process.Pid)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { d.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
-		<-done
-	}
+	agentproc.Stop(d.cmd, 10*time.Second)
 	u := usageOf(d.name, d.cmd.ProcessState)
 	if hwm > 0 && d.name != "rsyncd" { // rsyncd's children count too: keep rusage
 		u.maxRSS = hwm

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ferry-migrate/ferry/agent"
 	"github.com/ferry-migrate/ferry/agent/pki"
 	"github.com/ferry-migrate/ferry/agent/replicate"
+	"github.com/ferry-migrate/ferry/integration/bench/agentproc"
 )
 
 // ferryRig is a CA and two `ferry agent` processes on loopback, as in
@@ -63,43 +61,17 @@ func newFerryRig(dir string) (*ferryRig, error) {
 
 // startAgent starts `ferry agent` and waits for the address it listens on.
 func startAgent(bin, ca, dataDir string) (*agentProc, error) {
-	cmd := exec.Command(bin, "agent", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ca", ca, "--log-level", "error")
-	out, err := cmd.StdoutPipe()
+	cmd, addr, err := agentproc.Start(bin, "127.0.0.1:0", dataDir, ca, "error")
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if addr, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			return &agentProc{cmd: cmd, addr: addr}, nil
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return nil, fmt.Errorf("ferry agent (%s) printed no address", dataDir)
+	return &agentProc{cmd: cmd, addr: addr}, nil
 }
 
 func (r *ferryRig) close() {
 	for _, a := range []*agentProc{r.src, r.dst} {
-		if a == nil {
-			continue
-		}
-		a.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { a.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			a.cmd.Process.Kill()
-			<-done
+		if a != nil {
+			agentproc.Stop(a.cmd, 10*time.Second)
 		}
 	}
 }
