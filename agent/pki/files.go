@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/ferry-migrate/ferry/agent/fsys"
 )
 
 // writeExclusive creates path with perm and data, failing if it exists.
@@ -37,34 +38,11 @@ func writeExclusive(path string, data []byte, perm os.FileMode) error {
 }
 
 // writeAtomic replaces path with data via a temporary file and rename, so
-// a reader sees either the old or the new content, never a mix.
+// a reader sees either the old or the new content, never a mix, also
+// after a crash (fsys.WriteFileDurable).
 func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("pki: create temporary file for %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pki: rename into %s: %w", path, err)
+	if err := fsys.WriteFileDurable(path, data, perm); err != nil {
+		return fmt.Errorf("pki: %w", err)
 	}
 	return nil
 }
