@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,6 +20,14 @@ func TestPayloadCompressionAndCiphers(t *testing.T) {
 	text := bytes.Repeat([]byte("ferry moves servers without stopping them. "), 50000) // compressible
 	os.WriteFile(filepath.Join(src, "text"), text, 0o644)
 	os.WriteFile(filepath.Join(src, "small"), []byte("s"), 0o644)
+	// Random and text chunks by turns: its frames go out as split frames.
+	mixed := make([]byte, 0, 1<<20)
+	for i := 0; len(mixed) < 1<<20; i++ {
+		block := make([]byte, 2048)
+		rand.Read(block)
+		mixed = append(append(mixed, block...), text[i*2048:][:2048]...)
+	}
+	os.WriteFile(filepath.Join(src, "mixed"), mixed, 0o644)
 	key := []byte("a job key of at least sixteen bytes")
 	for _, level := range []string{"off", "fast", "balanced", "normal", "extreme"} {
 		for _, cipher := range []string{"none", "aes", "sm4"} {

@@ -9,15 +9,17 @@ import (
 
 // BenchmarkEncode measures Encode throughput (MB/s of input), allocations
 // and the output/input ratio for every level on 1 MiB frames of random,
-// half-compressible and text data.
+// half-compressible (random and zeros), mixed (random and text) and text
+// data.
 func BenchmarkEncode(b *testing.B) {
 	const frame = 1 << 20
 	data := map[string][]byte{
 		"random": randomData(8*frame, 1),
 		"half":   halfData(8*frame, 2),
+		"mixed":  mixedData(8*frame, 4),
 		"text":   textData(8*frame, 3),
 	}
-	for _, kind := range []string{"random", "half", "text"} {
+	for _, kind := range []string{"random", "half", "mixed", "text"} {
 		for _, level := range Levels() {
 			b.Run(kind+"/"+level.String(), func(b *testing.B) {
 				c, err := NewCompressor(level)
@@ -50,8 +52,8 @@ func BenchmarkEncode(b *testing.B) {
 // BenchmarkDecode measures decoding throughput (MB/s of decoded output).
 func BenchmarkDecode(b *testing.B) {
 	const frame = 1 << 20
-	for _, kind := range []string{"half", "text"} {
-		src := map[string][]byte{"half": halfData(frame, 2), "text": textData(frame, 3)}[kind]
+	for _, kind := range []string{"half", "mixed", "text"} {
+		src := map[string][]byte{"half": halfData(frame, 2), "mixed": mixedData(frame, 4), "text": textData(frame, 3)}[kind]
 		for _, level := range []Level{Fast, Balanced, Normal, Extreme} {
 			b.Run(kind+"/"+level.String(), func(b *testing.B) {
 				c, _ := NewCompressor(level)

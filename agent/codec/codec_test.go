@@ -126,7 +126,7 @@ func TestEncodeDoesNotAllocate(t *testing.T) {
 	for _, level := range []Level{Fast, Balanced} {
 		c, _ := NewCompressor(level)
 		d, _ := NewDecompressor(0)
-		for name, src := range map[string][]byte{"text": textData(1<<20, 5), "random": randomData(1<<20, 6), "half": halfData(1<<20, 7)} {
+		for name, src := range map[string][]byte{"text": textData(1<<20, 5), "random": randomData(1<<20, 6), "half": halfData(1<<20, 7), "mixed": mixedData(1<<20, 8)} {
 			dst := make([]byte, 0, 2<<20)
 			plain := make([]byte, 0, 2<<20)
 			frame, _ := c.Encode(dst, src) // warm up

@@ -44,6 +44,8 @@ type Compressor struct {
 	enc   *zstd.Encoder
 	probe []byte
 
+	classes, low, high []byte // encodeSplit's buffers
+
 	in, out, frames, raw atomic.Int64
 }
 
@@ -76,7 +78,8 @@ func NewCompressor(level Level) (*Compressor, error) {
 // Level returns the compressor's level.
 func (c *Compressor) Level() Level { return c.level }
 
-// Encode compresses src, appending to dst. When compression is off, the
+// Encode compresses src, appending to dst: one zstd frame, or a split frame
+// (split.go) when src mixes high- and low-entropy chunks. When compression is off, the
 // data looks incompressible, or the result would not save at least ~1.6 %,
 // it returns src itself (not a copy) and compressed == false; the caller
 // sends it raw. src is never modified; dst's spare capacity must not
@@ -88,7 +91,11 @@ func (c *Compressor) Encode(dst, src []byte) (out []byte, compressed bool) {
 	if c.enc == nil || len(src) == 0 || c.incompressible(src) {
 		return c.rawFrame(src)
 	}
-	out = c.enc.EncodeAll(src, dst)
+	if mixed(src) {
+		out = c.encodeSplit(dst, src)
+	} else {
+		out = c.enc.EncodeAll(src, dst)
+	}
 	if len(out)-len(dst) >= len(src)-len(src)>>minSavingShift {
 		return c.rawFrame(src)
 	}

@@ -46,3 +46,14 @@ func textData(n int, seed uint64) []byte {
 	}
 	return b[:n]
 }
+
+// mixedData is, in every 4 KiB block, 2 KiB of random bytes then 2 KiB of
+// log-like text: the mix that split frames are for.
+func mixedData(n int, seed uint64) []byte {
+	b := randomData(n, seed)
+	text := textData(n/2+2048, seed)
+	for off := 0; off < n; off += 4096 {
+		copy(b[min(off+2048, n):min(off+4096, n)], text[off/2:])
+	}
+	return b
+}

@@ -22,6 +22,8 @@ type Decompressor struct {
 	limit int
 	dec   *zstd.Decoder
 
+	low, high []byte // decodeSplit's buffers
+
 	in, out atomic.Int64
 }
 
@@ -44,10 +46,30 @@ func NewDecompressor(maxSize int) (*Decompressor, error) {
 }
 
 // Decode decompresses one frame produced by Compressor.Encode (compressed ==
-// true), appending to dst. Returns ErrFrameTooLarge if the frame's content
-// exceeds the limit and ErrCorrupt (wrapped) if it is not valid zstd; in both
-// cases nothing is appended.
+// true: a zstd frame or a split frame), appending to dst. Returns
+// ErrFrameTooLarge if the frame's content exceeds the limit and ErrCorrupt
+// (wrapped) if it is not a valid frame; in both cases nothing is appended.
 func (d *Decompressor) Decode(dst, frame []byte) ([]byte, error) {
+	var out []byte
+	var err error
+	if len(frame) > 0 && frame[0] == splitMagic {
+		out, err = d.decodeSplit(dst, frame)
+	} else {
+		out, err = d.zstd(dst, frame)
+	}
+	if err != nil {
+		return dst, err
+	}
+	if len(out)-len(dst) > d.limit {
+		return dst, fmt.Errorf("%w (limit %d bytes)", ErrFrameTooLarge, d.limit)
+	}
+	d.in.Add(int64(len(frame)))
+	d.out.Add(int64(len(out) - len(dst)))
+	return out, nil
+}
+
+// zstd decodes one zstd frame, appending to dst, with the errors of Decode.
+func (d *Decompressor) zstd(dst, frame []byte) ([]byte, error) {
 	out, err := d.dec.DecodeAll(frame, dst)
 	if err != nil {
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
@@ -55,11 +77,6 @@ func (d *Decompressor) Decode(dst, frame []byte) ([]byte, error) {
 		}
 		return dst, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if len(out)-len(dst) > d.limit {
-		return dst, fmt.Errorf("%w (limit %d bytes)", ErrFrameTooLarge, d.limit)
-	}
-	d.in.Add(int64(len(frame)))
-	d.out.Add(int64(len(out) - len(dst)))
 	return out, nil
 }
 

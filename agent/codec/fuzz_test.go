@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -12,6 +13,9 @@ func FuzzDecode(f *testing.F) {
 	c, _ := NewCompressor(Fast)
 	out, _ := c.Encode(nil, textData(10_000, 1))
 	f.Add(out)
+	out, _ = c.Encode(nil, mixedData(64<<10, 1))
+	f.Add(out)
+	f.Add([]byte{splitMagic, splitShift, 0x80, 0x80, 0x04})
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Add([]byte("not zstd"))
 	const limit = 64 << 10
@@ -33,18 +37,23 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// TestDecodeMutatedFrames feeds 20,000 corrupted variants of a valid frame
-// (bit flips, truncations, rewritten headers, random bodies) to Decode:
-// each either decodes within the limit or fails with a documented error.
+// TestDecodeMutatedFrames feeds 20,000 corrupted variants of a valid zstd
+// frame and of a valid split frame (bit flips, truncations, rewritten
+// headers, random bodies) to Decode: each either decodes within the limit
+// or fails with a documented error.
 func TestDecodeMutatedFrames(t *testing.T) {
 	c, _ := NewCompressor(Fast)
 	defer c.Close()
-	seed, compressed := c.Encode(nil, textData(10_000, 1))
-	if !compressed {
-		t.Fatal("seed not compressed")
+	for name, src := range map[string][]byte{"zstd": textData(10_000, 1), "split": mixedData(96<<10, 1)} {
+		seed, compressed := c.Encode(nil, src)
+		if !compressed || (seed[0] == splitMagic) != (name == "split") {
+			t.Fatalf("%s: seed compressed = %v, first byte %#x", name, compressed, seed[0])
+		}
+		t.Run(name, func(t *testing.T) { mutateFrames(t, bytes.Clone(seed), 128<<10) })
 	}
-	seed = append([]byte(nil), seed...)
-	const limit = 64 << 10
+}
+
+func mutateFrames(t *testing.T, seed []byte, limit int) {
 	d, _ := NewDecompressor(limit)
 	defer d.Close()
 	r := rand.New(rand.NewPCG(1, 2))
@@ -59,7 +68,7 @@ func TestDecodeMutatedFrames(t *testing.T) {
 		case 1:
 			in = in[:r.IntN(len(in))]
 		case 2:
-			in[4+r.IntN(10)] = byte(r.IntN(256))
+			in[1+r.IntN(20)] = byte(r.IntN(256))
 		case 3:
 			in = in[:4+r.IntN(200)]
 			for k := range in[4:] {

@@ -32,27 +32,24 @@ type Level uint8
 //
 // On the benchmark's half-compressible set (integration/bench: each 4 KiB
 // block is 2 KiB of random bytes and 2 KiB of log lines), measured on the
-// first 32 MiB in 1 MiB frames (one core of a shared 2-core VM, so the
-// speeds are rough), output/input:
+// first 64 MiB in 1 MiB frames (one core of a shared 2-core VM, so the
+// speeds are rough), output/input and input MB/s, one zstd frame per frame
+// before split frames existed, and now:
 //
-//	level     zstd                    ratio    MB/s   text alone  random alone
-//	fast      SpeedFastest            0.5593   405    0.077       1.000
-//	balanced  SpeedDefault            0.5515   310    0.082       1.000
-//	normal    SpeedBetterCompression  0.5495   170    0.078       1.000
-//	extreme   SpeedBestCompression    0.5469    25    0.074       1.000
+//	level     zstd                    zstd alone      with split frames
+//	fast      SpeedFastest            0.5593   405    0.5389   304-540
+//	balanced  SpeedDefault            0.5515   310    0.5409   296-520
+//	normal    SpeedBetterCompression  0.5495   170    0.5389   195
+//	extreme   SpeedBestCompression    0.5469    25    0.5370    75
 //
-// The two halves compressed apart would give ~0.54: mixed at 2 KiB, each
-// zstd block (128 KiB) codes the log lines' literals with a Huffman table
-// dominated by the random bytes. Frame size barely matters (balanced: 0.5527
-// with 256 KiB frames, 0.5512 with 4 MiB) and neither does literal entropy
-// coding of match-less blocks (WithAllLitEntropyCompression). What a mirror
-// sends beyond the compressed payload is small: a full mirror of the 1 GiB
-// set with balanced wrote 591,809,464 bytes to the TLS connection for
-// 591,789,086 bytes of compressed payload (frame headers and protocol
-// messages: 0.003%), and TLS 1.3 adds 22 bytes per 16 KiB record (0.13%),
-// so ~0.552 of the content crosses the network. balanced misses the
-// issue's "<= 55%" goal on this set by ~0.2 points; only the slower zstd
-// strategies (normal's speed or below) reach it.
+// zstd alone loses ~1 point there because each zstd block (128 KiB) codes
+// the log lines' literals with a Huffman table dominated by the random
+// bytes; frame size barely matters (balanced: 0.5527 with 256 KiB frames,
+// 0.5512 with 4 MiB) and neither does literal entropy coding of match-less
+// blocks (WithAllLitEntropyCompression). Split frames (split.go) compress
+// the two kinds of chunk apart. What a mirror sends beyond the compressed
+// payload is small: frame headers and protocol messages 0.003%, TLS 1.3 22
+// bytes per 16 KiB record (0.13%).
 const (
 	Off Level = iota
 	Fast

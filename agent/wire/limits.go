@@ -7,7 +7,9 @@ const (
 	// codec flags), SyncAttach/SyncAccepted exchange salts and a key check,
 	// SyncPrepare. v3: SyncAttach and SyncAccepted carry the source
 	// journal's epoch (the source ships records before they are durable).
-	Version = 3
+	// v4: a compressed payload may be a split frame (package codec), which
+	// a v3 peer cannot decode.
+	Version = 4
 
 	// MaxFrameSize bounds one frame (kind byte + body).
 	MaxFrameSize = MaxDataPayload + 64<<10
