@@ -313,27 +313,28 @@ func coalesceWait(recs []journal.Record, now time.Time, hot map[string]int64) ti
 	return min(max(CoalesceDelay-age, 0), CoalesceDelay)
 }
 
-// holdPoll is how often a held batch looks for records that end the hold.
-const holdPoll = 2 * time.Millisecond
-
 // holdFor holds the batch recs (read from next) until deadline, reading
-// what joins it; it returns early with the longer batch when a record
-// that coalesceWait would not hold (a write to a cold file, a create, a
-// rename...) joins, or the batch is full.
+// what joins it as the journal writes it; it returns early with the longer
+// batch when a record that coalesceWait would not hold (a write to a cold
+// file, a create, a rename...) joins, or the batch is full.
 func (sh *shipper) holdFor(ctx context.Context, next uint64, recs []journal.Record, deadline time.Time) []journal.Record {
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		sleep(ctx, min(holdPoll, time.Until(deadline)))
+	for {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		err := sh.s.j.WaitWritten(wctx, recs[len(recs)-1].Seq)
+		cancel()
+		if err != nil {
+			return recs // the deadline; the journal's errors surface at the next read
+		}
 		more, err := sh.s.j.ReadWritten(next, ReadBatch)
 		if err != nil || len(more) <= len(recs) {
-			continue
+			return recs // (a read that stops at a segment's end): ship now
 		}
 		added := more[len(recs):]
 		recs = more
 		if len(recs) >= ReadBatch || coalesceWait(added, time.Now(), sh.hot) == 0 {
-			break
+			return recs
 		}
 	}
-	return recs
 }
 
 // noteWrites records the capture times of the content writes in recs.
