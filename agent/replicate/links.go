@@ -145,3 +145,26 @@ func (sh *shipper) otherName(key inoKey, p string) (fsys.Entry, bool) {
 	}
 	return fsys.Entry{}, false
 }
+
+// dropLinkHashes forgets the hashes of the other names of p's inode once
+// content shipped through p: the target's copies of them changed with it
+// (when linked there) or are no longer what the hashes say, so their next
+// change ships in full instead of as a delta or an append the target
+// would refuse. A name whose appended tail was still to be proven ships
+// again now.
+func (sh *shipper) dropLinkHashes(p string) {
+	key, ok := sh.names[p]
+	if !ok {
+		return
+	}
+	for q := range sh.groups[key] {
+		h, ok := sh.hashes[q]
+		if q == p || !ok {
+			continue
+		}
+		sh.dropHashes(q)
+		if h.sw != nil {
+			sh.inject(q, h.size)
+		}
+	}
+}

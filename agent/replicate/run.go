@@ -74,7 +74,11 @@ func (s *Source) run(ctx context.Context) {
 			s.reconnects.Add(1)
 			s.log.Info("sync connection ended, reconnecting", "err", err, "backoff", backoff)
 			s.setErr(err)
-			sleep(ctx, backoff)
+			if !errors.Is(err, errRefused) {
+				// A refused op reconnects at once: the target is up and
+				// has made what came before durable (see session).
+				sleep(ctx, backoff)
+			}
 			backoff = min(backoff*2, 2*time.Second)
 			if err == nil || sh.progressed.Load() {
 				backoff = 50 * time.Millisecond

@@ -144,6 +144,9 @@ func (sh *shipper) send(ctx context.Context, c *wire.Conn, o *out) error {
 		}
 		sh.dropHashes(o.op.Path)
 	}
+	if o.op.Entry.Nlink > 1 {
+		sh.dropLinkHashes(o.op.Path)
+	}
 	sh.pendingHashes = sh.pendingHashes[:0]
 	end := wire.SyncOpEnd{Abandoned: abandoned}
 	if delta && appendFrom < 0 && !abandoned {

@@ -242,7 +242,11 @@ func (sh *shipper) readAcks(ctx context.Context, c *wire.Conn, cancel context.Ca
 				s.setErr(nil)
 			}
 		case *wire.Error:
-			cancel(fmt.Errorf("target: %w", m.Err()))
+			err := m.Err()
+			if errors.Is(err, wire.ErrNotFound) {
+				err = fmt.Errorf("%w: %w", errRefused, err)
+			}
+			cancel(fmt.Errorf("target: %w", err))
 			return
 		default:
 			cancel(fmt.Errorf("%w: unexpected %s from the target", wire.ErrProtocol, m.Kind()))
