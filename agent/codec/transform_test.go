@@ -30,7 +30,7 @@ func transforms(t *testing.T, level Level, c seal.Cipher) (dialer, listener *Tra
 // (the previous result is passed back as dst, the caller reuses its payload
 // buffer).
 func TestTransformEveryCombination(t *testing.T) {
-	frames := [][]byte{textData(200_000, 1), randomData(1<<20, 2), halfData(300_000, 3), {}, []byte("x"), make([]byte, MaxFrameSize)}
+	frames := [][]byte{textData(200_000, 1), randomData(1<<20, 2), halfData(300_000, 3), mixedData(270_000, 4), {}, []byte("x"), make([]byte, MaxFrameSize)}
 	for _, level := range Levels() {
 		for _, c := range []seal.Cipher{seal.None, seal.AES, seal.SM4} {
 			t.Run(fmt.Sprintf("%v/%v", level, c), func(t *testing.T) {

@@ -90,6 +90,9 @@ type Stats struct {
 	// MirrorBytes counts the bytes the mirrors run by this Source (resyncs,
 	// rescans) wrote to their data connections.
 	MirrorBytes int64
+	// VerifyReadBytes counts the bytes the source read again to prove the
+	// target's copies of files shipped by sampled appends (sweep.go).
+	VerifyReadBytes int64
 	// Err is the last error (connection, mirror), cleared on success.
 	Err string
 }
@@ -124,6 +127,7 @@ type Source struct {
 	contentBytes atomic.Int64
 	mirrorBytes  atomic.Int64
 	reconnects   atomic.Int64
+	sweptBytes   atomic.Int64
 	// remirror is signalled by the feeder when the journal overflowed.
 	remirror chan struct{}
 
@@ -221,7 +225,7 @@ func (s *Source) Stats() Stats {
 	st := Stats{State: s.state, Lag: js.Lag, BacklogRecords: int64(js.BacklogRecords), BacklogBytes: js.BacklogBytes,
 		AppliedTotal: s.applied, AppliedRate: s.rate.rate(time.Now()), Backend: s.backend, Err: s.lastErr,
 		Mirrors: s.resyncs.Load(), ContentBytes: s.contentBytes.Load(), ContentWireBytes: s.contentWire(),
-		MirrorBytes: s.mirrorBytes.Load(), Reconnects: s.reconnects.Load()}
+		MirrorBytes: s.mirrorBytes.Load(), Reconnects: s.reconnects.Load(), VerifyReadBytes: s.sweptBytes.Load()}
 	if s.paused && st.State == StateSyncing {
 		st.State = StatePaused
 	}

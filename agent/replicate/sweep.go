@@ -27,12 +27,24 @@ import (
 
 // SweepWindow is how many bytes of an unverified file's old prefix one
 // sweep step hashes (at each ship of the file, and repeatedly while the
-// shipper is idle): a few milliseconds of reading and hashing.
-const SweepWindow = 16 << 20
+// shipper is idle): about half a millisecond of reading and hashing, which
+// is what a change arriving meanwhile waits at most. (At 16 MiB a step
+// held every change behind it for 5 ms.)
+const SweepWindow = 2 << 20
 
 // sweepEvery is how often, under a steady load, the shipper advances the
-// sweep of a quiet unverified file by one window.
+// sweep of a quiet unverified file by one window, and how often an idle
+// shipper advances the sweep of a file still being appended to.
 const sweepEvery = 100 * time.Millisecond
+
+// SweepQuiet is how long a file must go without a write before an idle
+// shipper sweeps it at full speed. A cycle proves the target's copy only
+// if no append ships during it, so sweeping a file still being written as
+// fast as possible would read it over and over (a busy log of a few GB:
+// the whole file every few seconds) and prove nothing; it is swept at one
+// window per sweepEvery instead, which still finds a change to its old
+// bytes, and at full speed from a fresh cycle once it is quiet.
+const SweepQuiet = time.Second
 
 // sweep is the rolling verification state of a file shipped by sampled
 // appends.
@@ -51,6 +63,7 @@ type sweep struct {
 	rebs      int64
 	rehashing bool
 	rehashed  []byte
+	paced     time.Time // last idle step while the file was being written
 }
 
 // sampledAppend reports whether f (size bytes) only grew past base.size as
@@ -126,6 +139,7 @@ func (sh *shipper) sweepStep(f *os.File, h *fileHashes) bool {
 			sw.mismatch = true
 			return false
 		}
+		sh.s.sweptBytes.Add(int64(len(data)))
 		for i := range n {
 			got := hashOf(data[i*h.bs : (i+1)*h.bs])
 			k := (blk + i) * wire.HashSize
@@ -204,13 +218,28 @@ func (sh *shipper) sweepIdle(next uint64, steps int) {
 		if h.sw == nil || h.sw.mismatch {
 			continue
 		}
+		budget := -1 // steps for this file; -1: while idle
+		switch {
+		case steps > 0:
+		case sh.writtenWithin(p, SweepQuiet):
+			// Still being written: the cycle will not get to prove it.
+			if time.Since(h.sw.paced) < sweepEvery {
+				continue
+			}
+			h.sw.paced, budget = time.Now(), 1
+		case h.sw.appends != h.sw.cycleAt:
+			// Quiet now, but appends shipped during this cycle: a fresh
+			// cycle can prove the copy.
+			h.sw.next, h.sw.cycleAt = 0, h.sw.appends
+		}
 		f, err := sh.root.Open(p)
 		if err != nil {
 			// Gone or replaced: a record of that change follows.
 			continue
 		}
-		for h.sw != nil && (steps > 0 || s.j.Last() < next) {
+		for h.sw != nil && budget != 0 && (steps > 0 || s.j.Last() < next) {
 			steps--
+			budget--
 			if !sh.sweepStep(f, &h) {
 				s.log.Debug("sync sweep found a change", "path", p)
 				sh.inject(p, h.size)
@@ -227,6 +256,12 @@ func (sh *shipper) sweepIdle(next uint64, steps int) {
 			return
 		}
 	}
+}
+
+// writtenWithin reports whether the shipper saw a write to p in the last d.
+func (sh *shipper) writtenWithin(p string, d time.Duration) bool {
+	t, ok := sh.hot[p]
+	return ok && time.Now().UnixNano()-t < int64(d)
 }
 
 // inject journals a modify record for p so that it ships again (as a full
