@@ -298,6 +298,9 @@ func (sh *shipper) renameOps(r journal.Record, recs []journal.Record, i int, ful
 
 // move updates the caches after a rename.
 func (sh *shipper) move(from, to string) {
+	if from == to {
+		return
+	}
 	// A file renamed over another replaces it: what the target held
 	// under to (its hashes, its place among links) is gone.
 	sh.forget(to)

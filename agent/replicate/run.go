@@ -90,6 +90,10 @@ func (s *Source) run(ctx context.Context) {
 	s.mu.Unlock()
 }
 
+// errRefused marks a session the target ended with ErrNeedFull: the next
+// session starts at once, with that record in full.
+var errRefused = errors.New("op refused by the target")
+
 // resync resets the journal when it overflowed and mirrors the whole tree.
 // Records appended while the mirror runs are shipped after it (they read
 // the then-current state, so the target converges).

@@ -221,6 +221,7 @@ func (sh *shipper) sweepIdle(next uint64, steps int) {
 		budget := -1 // steps for this file; -1: while idle
 		switch {
 		case steps > 0:
+			// The steady-load step: one window, written to or not.
 		case sh.writtenWithin(p, SweepQuiet):
 			// Still being written: the cycle will not get to prove it.
 			if time.Since(h.sw.paced) < sweepEvery {

@@ -31,10 +31,6 @@ const AckInterval = 10 * time.Millisecond
 // reconnects and ships that record in full.
 var ErrNeedFull = errors.New("replicate: target needs the record in full")
 
-// errRefused marks (on the source) a session the target ended with
-// ErrNeedFull: the next session starts at once, with that record in full.
-var errRefused = errors.New("op refused by the target")
-
 // TargetConfig configures the target side of one sync conversation.
 type TargetConfig struct {
 	// Root is the absolute target root (created if missing).
