@@ -32,8 +32,12 @@ type shipper struct {
 	unproven map[string]bool
 	links    map[inoKey]string
 	// names maps shipped names of multiply linked files to their inode.
-	names       map[string]inoKey
-	groups      map[inoKey]map[string]bool // the same, by inode
+	names  map[string]inoKey
+	groups map[inoKey]map[string]bool // the same, by inode
+	// walked holds the names findLinks' walks saw, by inode number, so a
+	// later lookup need not walk the tree again (links.go).
+	walked      map[uint64][]string
+	walkedNames int
 	afterMirror bool
 	progressed  atomic.Bool      // set by the ack reader
 	lim         *bwlimit.Limiter // the Source's

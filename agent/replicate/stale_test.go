@@ -2,6 +2,7 @@ package replicate_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,5 +86,55 @@ func TestRenamedOverAndLinkedFilesShipWithoutRefusal(t *testing.T) {
 			t.Fatalf("after %q: %d shipping sessions ended in an error (last: %s), want none", st.name, r, s.Stats().Err)
 		}
 		time.Sleep(60 * time.Millisecond) // past HotWindow: each step ships alone
+	}
+}
+
+// TestLinksToMirroredFilesFromTheWalkIndex: links made during the sync to
+// files the mirror copied (names the sync never shipped) are found by a
+// walk of the tree once, then from the names that walk saw; every pair
+// ends as one file on the target, also after one name of a pair was
+// renamed (the index's stale name is checked, not trusted).
+func TestLinksToMirroredFilesFromTheWalkIndex(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: fanotify capture and owner fidelity")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	const n = 20
+	for i := range n {
+		dir := filepath.Join(src, fmt.Sprintf("d%d", i%4))
+		os.MkdirAll(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), []byte(fmt.Sprintf("file %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, ctl, from, to := newLibrarySource(t, src, dst)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	drainedIdentical(t, ctx, s, ctl, from, to, "initial")
+	name := func(i int) string { return filepath.Join(fmt.Sprintf("d%d", i%4), fmt.Sprintf("f%d", i)) }
+	// Rename one file the first walk will see, so its entry goes stale.
+	if err := os.Rename(filepath.Join(src, name(n-1)), filepath.Join(src, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	drainedIdentical(t, ctx, s, ctl, from, to, "rename")
+	links := map[string]string{}
+	for i := range n - 1 {
+		l := fmt.Sprintf("l%d", i)
+		if err := os.Link(filepath.Join(src, name(i)), filepath.Join(src, l)); err != nil {
+			t.Fatal(err)
+		}
+		links[l] = name(i)
+	}
+	if err := os.Link(filepath.Join(src, "moved"), filepath.Join(src, "lmoved")); err != nil {
+		t.Fatal(err)
+	}
+	links["lmoved"] = "moved"
+	drainedIdentical(t, ctx, s, ctl, from, to, "links")
+	for l, f := range links {
+		fi, err := os.Stat(filepath.Join(dst, l))
+		gi, err2 := os.Stat(filepath.Join(dst, f))
+		if err != nil || err2 != nil || !os.SameFile(fi, gi) {
+			t.Errorf("%s and %s are not one file on the target (%v, %v)", l, f, err, err2)
+		}
 	}
 }
