@@ -335,7 +335,7 @@ func (sh *shipper) holdFor(ctx context.Context, next uint64, recs []journal.Reco
 		}
 		more, err := sh.s.j.ReadWritten(next, ReadBatch)
 		if err != nil || len(more) <= len(recs) {
-			return recs // (a read that stops at a segment's end): ship now
+			return recs // nothing more to read after all (a reset journal): ship now
 		}
 		added := more[len(recs):]
 		recs = more
